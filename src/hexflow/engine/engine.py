@@ -1,0 +1,535 @@
+"""Engine: drives one run to completion — events in, checked transitions, group commit,
+then actions out.
+
+Each event-loop turn (1) applies executor events and timers through the task state
+machine, (2) asks the scheduler which ready tasks start, (3) persists every change of the
+turn in one store transaction, and only then (4) launches or kills work. A crash at any
+point therefore loses nothing that was acted on: on ``resume`` the engine reloads the
+store, requeues the tasks that were in flight, and never re-runs a recorded success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from hexflow.engine.cache import cache_key
+from hexflow.engine.lease import my_owner_id, owner_alive
+from hexflow.engine.paths import RunPaths, run_home
+from hexflow.errors import EngineError, SpecError
+from hexflow.executors.base import Executor, ExecutorEvent, Launch, TaskEnded, TaskStarted
+from hexflow.model import (
+    Resources,
+    RunRecord,
+    RunState,
+    TaskKind,
+    TaskRecord,
+    TaskSpec,
+    TaskState,
+    WorkflowDAG,
+)
+from hexflow.scheduler import ReadyQueue
+from hexflow.store import Store
+
+S = TaskState
+ProgressFn = Callable[["Progress"], None]
+
+# Reasons after which a retry makes no sense.
+_NO_RETRY = {"cancelled", "launch_failed"}
+
+
+@dataclass(slots=True)
+class Progress:
+    run_id: str
+    total: int
+    counts: dict[str, int]
+    elapsed: float
+
+    @property
+    def done(self) -> int:
+        c = self.counts
+        return sum(c.get(s.value, 0) for s in S if s.terminal)
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        executor: Executor,
+        *,
+        wallclock: Callable[[], float] = time.time,
+        on_progress: ProgressFn | None = None,
+        progress_interval: float = 0.1,
+        cancel_poll_interval: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self._now = wallclock
+        self.on_progress = on_progress
+        self._progress_interval = progress_interval
+        self._cancel_poll = cancel_poll_interval
+        self._reset()
+
+    def _reset(self) -> None:
+        self.run_record: RunRecord | None = None
+        self.records: dict[str, TaskRecord] = {}
+        self.dag = WorkflowDAG()
+        self._waiting: dict[str, int] = {}
+        self._queue = ReadyQueue()
+        self._free = self.executor.capacity
+        self._tokens: dict[int, str] = {}
+        self._token_of: dict[str, int] = {}
+        self._next_token = 0
+        self._inbox: deque[Any] = deque()
+        self._dirty: dict[str, TaskRecord] = {}
+        self._new: list[TaskRecord] = []
+        self._run_dirty = False
+        self._actions: list[Callable[[], None]] = []
+        self._handled_cancels: list[int] = []
+        self._cancel_tokens: set[int] = set()
+        self._turn_scheduled = False
+        self._counts: dict[str, int] = {}
+        self._last_progress = 0.0
+        self._started = 0.0
+        self._done: asyncio.Future[RunRecord] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---------------------------------------------------------------- entry points
+    def create_run(
+        self, name: str, specs: Iterable[TaskSpec], *, workdir: str, run_id: str, config: dict[str, Any]
+    ) -> RunRecord:
+        """Validate the DAG and persist the run with all its tasks (state PENDING)."""
+        dag = WorkflowDAG()
+        specs = list(specs)
+        dag.add_many(specs)
+        self._check_fits(specs)
+        run = RunRecord(id=run_id, name=name, created_at=self._now(), workdir=workdir, config=config)
+        self.store.create_run(run, [TaskRecord(run_id=run_id, spec=s) for s in specs])
+        return run
+
+    def run(self, run_id: str, *, retry_failed: bool = False) -> RunRecord:
+        """Drive ``run_id`` to completion in this thread (the sync facade)."""
+        return asyncio.run(self.drive(run_id, retry_failed=retry_failed))
+
+    async def drive(self, run_id: str, *, retry_failed: bool = False) -> RunRecord:
+        self._reset()
+        self._loop = asyncio.get_running_loop()
+        self._done = self._loop.create_future()
+        self._load(run_id, retry_failed)
+        assert self.run_record is not None
+        self.paths = RunPaths(
+            run_home(self.run_record.workdir, self.run_record.config), self.run_record.id
+        )
+        self.paths.create()
+        self.executor.start(self._loop, self._report)
+        poller = self._loop.create_task(self._poll_cancels())
+        try:
+            self._wake()
+            return await self._done
+        finally:
+            poller.cancel()
+            self.executor.shutdown()
+            self._release()
+
+    def add_tasks(self, specs: Iterable[TaskSpec]) -> None:
+        """Grow the running DAG (call from the engine's loop). Atomic: all or nothing."""
+        assert self.run_record is not None
+        specs = list(specs)
+        self.dag.add_many(specs)
+        self._check_fits(specs)
+        for spec in specs:
+            rec = TaskRecord(run_id=self.run_record.id, spec=spec)
+            self.records[spec.id] = rec
+            self._new.append(rec)
+            self._count(None, rec.state)
+            self._settle_pending(rec)
+        self._wake()
+
+    # ---------------------------------------------------------------- loading
+    def _load(self, run_id: str, retry_failed: bool) -> None:
+        run = self.store.get_run(run_id)
+        if owner_alive(run.owner) and run.owner != my_owner_id():
+            raise EngineError(
+                f"run {run.id} is being driven by another live process ({run.owner})",
+                hint="wait for it, or stop it with `hexflow cancel RUN`",
+                run=run.id,
+            )
+        records = self.store.load_tasks(run.id)
+        self.dag.add_many(r.spec for r in records)
+        now = self._now()
+        run.owner = my_owner_id()
+        if run.state is not RunState.RUNNING:
+            run.set_state(RunState.RUNNING)
+        run.started_at = run.started_at or now
+        run.ended_at = None
+        self.run_record = run
+        self._run_dirty = True
+        self._started = now
+        for rec in records:
+            self.records[rec.id] = rec
+            if rec.state.in_flight:  # lost in flight by a crash: requeue, not counted
+                rec.set_state(S.READY)
+                rec.attempt = max(0, rec.attempt - 1)
+                rec.reason = "requeued after restart"
+                self._dirty[rec.id] = rec
+            elif rec.state is S.RETRYING:
+                rec.set_state(S.READY)
+                self._dirty[rec.id] = rec
+            elif retry_failed and rec.state in (S.FAILED, S.UPSTREAM_FAILED, S.CANCELLED):
+                rec.set_state(S.PENDING)
+                rec.attempt = 0
+                rec.reason = rec.error = rec.traceback = rec.root_cause = None
+                self._dirty[rec.id] = rec
+            self._count(None, rec.state)
+        for spec_id in self.dag.topological_order():
+            rec = self.records[spec_id]
+            if rec.state is S.READY:
+                self._enqueue(rec)
+            elif rec.state is S.PENDING:
+                self._settle_pending(rec)
+
+    def _check_fits(self, specs: Iterable[TaskSpec]) -> None:
+        cap = self.executor.capacity
+        for spec in specs:
+            req = spec.resources
+            if not req.fits_in(cap) or req.nodes > 1:
+                raise SpecError(
+                    f"task {spec.name!r} asks for {req.describe()} but the {self.executor.name} "
+                    f"executor has {cap.describe()} in all",
+                    hint="lower the request, or run on a site that has it (slurm executor)",
+                    task=spec.id,
+                )
+
+    def _settle_pending(self, rec: TaskRecord) -> None:
+        """Compute how many deps a PENDING task still waits for; fail or ready it if due."""
+        waiting = 0
+        for dep in rec.spec.deps:
+            dep_rec = self.records[dep]
+            if dep_rec.state in (S.FAILED, S.UPSTREAM_FAILED, S.CANCELLED):
+                self._upstream_failed(rec, dep_rec)
+                return
+            if dep_rec.state is not S.SUCCEEDED:
+                waiting += 1
+        if waiting:
+            self._waiting[rec.id] = waiting
+        else:
+            self._make_ready(rec)
+
+    # ---------------------------------------------------------------- the loop turn
+    def _report(self, event: ExecutorEvent) -> None:
+        self._inbox.append(event)
+        self._wake()
+
+    def _wake(self) -> None:
+        if not self._turn_scheduled and self._loop is not None:
+            self._turn_scheduled = True
+            self._loop.call_soon(self._turn)
+
+    def _turn(self) -> None:
+        self._turn_scheduled = False
+        try:
+            inbox = self._inbox
+            while inbox:
+                event = inbox.popleft()
+                if isinstance(event, TaskEnded):
+                    self._on_ended(event)
+                elif isinstance(event, TaskStarted):
+                    self._on_started(event)
+                else:
+                    event()
+            self._schedule()
+            self._flush()
+            actions, self._actions = self._actions, []
+            for action in actions:
+                action()
+            self._maybe_finish()
+            self._progress()
+        except BaseException as exc:  # noqa: BLE001 - surface to drive()
+            if self._done is not None and not self._done.done():
+                self._done.set_exception(exc)
+
+    def _flush(self) -> None:
+        if not (self._dirty or self._new or self._run_dirty or self._handled_cancels):
+            return
+        new_ids = {r.id for r in self._new}
+        self.store.save(
+            runs=[self.run_record] if self._run_dirty and self.run_record else (),
+            new_tasks=self._new,
+            tasks=[r for k, r in self._dirty.items() if k not in new_ids],
+            handled_cancels=self._handled_cancels,
+        )
+        self._dirty = {}
+        self._new = []
+        self._run_dirty = False
+        self._handled_cancels = []
+
+    # ---------------------------------------------------------------- transitions
+    def _set(self, rec: TaskRecord, state: TaskState) -> None:
+        old = rec.state
+        rec.set_state(state)
+        self._count(old, state)
+        self._dirty[rec.id] = rec
+
+    def _count(self, old: TaskState | None, new: TaskState) -> None:
+        c = self._counts
+        if old is not None:
+            c[old.value] -= 1
+        c[new.value] = c.get(new.value, 0) + 1
+
+    def _make_ready(self, rec: TaskRecord) -> None:
+        self._waiting.pop(rec.id, None)
+        if rec.state is not S.READY:
+            self._set(rec, S.READY)
+        self._enqueue(rec)
+
+    def _enqueue(self, rec: TaskRecord) -> None:
+        spec = rec.spec
+        deadline = None
+        if spec.deadline is not None and self.run_record and self.run_record.started_at:
+            deadline = self.run_record.started_at + spec.deadline
+        self._queue.push(rec.id, spec.resources, spec.qos.priority, deadline)
+
+    def _schedule(self) -> None:
+        if not len(self._queue):
+            return
+        placed, self._free = self._queue.place(self._free)
+        now = self._now()
+        for task_id in placed:
+            rec = self.records[task_id]
+            if rec.state is not S.READY:  # cancelled while queued
+                self._free = self._free.plus(rec.spec.resources)
+                continue
+            inputs = {d: self.records[d].result or b"" for d in rec.spec.inputs}
+            if rec.spec.cache:
+                rec.cache_key = cache_key(rec.spec, inputs)
+                hit = self.store.find_cached(rec.cache_key)
+                if hit is not None:
+                    self._free = self._free.plus(rec.spec.resources)
+                    rec.result = hit.result
+                    rec.cached = True
+                    rec.started_at = rec.ended_at = now
+                    self._succeeded(rec)
+                    continue
+            rec.attempt += 1
+            rec.submitted_at = rec.started_at = now
+            rec.ended_at = None
+            self._set(rec, S.RUNNING)
+            self._actions.append(self._launcher(rec, inputs))
+        if placed and self._queue and self._free.cpus > 0:
+            # a cache hit or skipped entry freed room; try again next turn
+            self._wake()
+
+    def _launcher(self, rec: TaskRecord, inputs: dict[str, bytes]) -> Callable[[], None]:
+        self._next_token += 1
+        token = self._next_token
+        self._tokens[token] = rec.id
+        self._token_of[rec.id] = token
+        assert self.run_record is not None
+        spec = rec.spec
+        env = {
+            "HEXFLOW_RUN_ID": rec.run_id,
+            "HEXFLOW_TASK_ID": spec.id,
+            "HEXFLOW_ATTEMPT": str(rec.attempt),
+            **spec.env,
+        }
+        if spec.checkpoint:
+            ckpt = self.paths.checkpoint(spec.id)
+            ckpt.mkdir(parents=True, exist_ok=True)
+            env["HEXFLOW_CHECKPOINT_DIR"] = str(ckpt)
+        launch = Launch(
+            token=token,
+            run_id=rec.run_id,
+            spec=spec,
+            attempt=rec.attempt,
+            inputs=inputs if spec.kind is not TaskKind.SHELL else {},
+            env=env,
+            cwd=spec.cwd or self.run_record.workdir,
+            stdout=str(self.paths.log(spec.id, rec.attempt, "out")),
+            stderr=str(self.paths.log(spec.id, rec.attempt, "err")),
+        )
+        return lambda: self.executor.submit(launch)
+
+    def _on_started(self, event: TaskStarted) -> None:
+        task_id = self._tokens.get(event.token)
+        if task_id is not None:
+            self.records[task_id].worker = event.worker
+
+    def _on_ended(self, event: TaskEnded) -> None:
+        task_id = self._tokens.pop(event.token, None)
+        if task_id is None:
+            return
+        self._token_of.pop(task_id, None)
+        rec = self.records[task_id]
+        self._free = self._free.plus(rec.spec.resources)
+        rec.ended_at = event.ended_at
+        rec.exit_code = event.exit_code
+        cancelled = event.token in self._cancel_tokens
+        self._cancel_tokens.discard(event.token)
+        if event.ok and not cancelled:
+            rec.result = event.result
+            rec.reason = rec.error = rec.traceback = None
+            self._succeeded(rec)
+            return
+        rec.reason = "cancelled" if cancelled else event.reason
+        rec.error = event.error
+        rec.traceback = event.traceback
+        rec.result = event.result  # the pickled exception of a Python task, if any
+        if cancelled or rec.reason == "cancelled":
+            self._set(rec, S.CANCELLED)
+            self._fail_dependents(rec)
+        elif event.retryable and rec.reason not in _NO_RETRY and rec.attempt <= rec.spec.retry.retries:
+            delay = rec.spec.retry.delay(rec.attempt)
+            rec.retry_at = self._now() + delay
+            self._set(rec, S.RETRYING)
+            assert self._loop is not None
+            self._loop.call_later(delay, self._retry_due, rec.id)
+        else:
+            self._set(rec, S.FAILED)
+            self._fail_dependents(rec)
+
+    def _retry_due(self, task_id: str) -> None:
+        def apply() -> None:
+            rec = self.records[task_id]
+            if rec.state is S.RETRYING:
+                rec.retry_at = None
+                self._make_ready(rec)
+
+        self._inbox.append(apply)
+        self._wake()
+
+    def _succeeded(self, rec: TaskRecord) -> None:
+        self._set(rec, S.SUCCEEDED)
+        waiting = self._waiting
+        records = self.records
+        for child in self.dag.dependents(rec.id):
+            left = waiting.get(child)
+            if left is None:
+                continue
+            if left == 1:
+                self._make_ready(records[child])
+            else:
+                waiting[child] = left - 1
+
+    def _fail_dependents(self, root: TaskRecord) -> None:
+        stack = list(self.dag.dependents(root.id))
+        while stack:
+            rec = self.records[stack.pop()]
+            if rec.state is S.PENDING:
+                self._upstream_failed(rec, root, cascade=False)
+                stack.extend(self.dag.dependents(rec.id))
+
+    def _upstream_failed(self, rec: TaskRecord, cause: TaskRecord, cascade: bool = True) -> None:
+        self._waiting.pop(rec.id, None)
+        root = cause.root_cause or cause.id
+        rec.root_cause = root
+        rec.reason = "upstream_failed"
+        root_rec = self.records.get(root, cause)
+        rec.error = (
+            f"upstream task {root_rec.name!r} {root_rec.state.value}"
+            + (f": {root_rec.error}" if root_rec.error else "")
+        )
+        self._set(rec, S.UPSTREAM_FAILED)
+        if cascade:
+            self._fail_dependents(rec)
+
+    # ---------------------------------------------------------------- cancellation
+    async def _poll_cancels(self) -> None:
+        assert self.run_record is not None
+        run_id = self.run_record.id
+        while True:
+            await asyncio.sleep(self._cancel_poll)
+            requests = await asyncio.to_thread(self.store.pending_cancels, run_id)
+            if requests:
+                self._inbox.append(lambda reqs=requests: self._apply_cancels(reqs))
+                self._wake()
+
+    def _apply_cancels(self, requests: list[Any]) -> None:
+        for req in requests:
+            self._handled_cancels.append(req.id)
+            if req.task_id is None:
+                self.cancel_run()
+            elif req.task_id in self.records:
+                self.cancel_task(req.task_id)
+
+    def cancel_run(self) -> None:
+        assert self.run_record is not None
+        self.run_record.cancel_requested = True
+        self._run_dirty = True
+        for rec in self.records.values():
+            if not rec.state.terminal:
+                self.cancel_task(rec.id)
+
+    def cancel_task(self, task_id: str) -> None:
+        rec = self.records[task_id]
+        if rec.state.terminal:
+            return
+        if rec.state.in_flight:
+            token = self._token_of.get(task_id)
+            if token is not None and token not in self._cancel_tokens:
+                self._cancel_tokens.add(token)
+                self._actions.append(lambda: self.executor.cancel(token, "cancelled"))
+            return
+        self._queue.remove(task_id)
+        self._waiting.pop(task_id, None)
+        rec.reason = "cancelled"
+        rec.error = "cancelled by request"
+        self._set(rec, S.CANCELLED)
+        self._fail_dependents(rec)
+        self._wake()
+
+    # ---------------------------------------------------------------- completion
+    def _maybe_finish(self) -> None:
+        assert self.run_record is not None and self._done is not None
+        c = self._counts
+        unfinished = sum(n for s, n in c.items() if not S(s).terminal)
+        if unfinished or self._done.done():
+            return
+        run = self.run_record
+        if run.cancel_requested:
+            final = RunState.CANCELLED
+        elif c.get(S.FAILED.value) or c.get(S.UPSTREAM_FAILED.value) or c.get(S.CANCELLED.value):
+            final = RunState.FAILED
+        else:
+            final = RunState.SUCCEEDED
+        run.set_state(final)
+        run.ended_at = self._now()
+        self._run_dirty = True
+        self._flush()
+        self._progress(force=True)
+        self._done.set_result(run)
+
+    def _release(self) -> None:
+        run = self.run_record
+        if run is None:
+            return
+        try:
+            run.owner = None
+            self._run_dirty = True
+            self._flush()
+        except Exception:  # noqa: BLE001 - releasing is best effort; a dead owner is detected
+            pass
+
+    def _progress(self, force: bool = False) -> None:
+        if self.on_progress is None or self.run_record is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_progress < self._progress_interval:
+            return
+        self._last_progress = now
+        self.on_progress(
+            Progress(
+                run_id=self.run_record.id,
+                total=len(self.records),
+                counts=dict(self._counts),
+                elapsed=self._now() - self._started,
+            )
+        )
+
+
+def default_capacity() -> Resources:
+    return Resources(cpus=float(os.cpu_count() or 1))

@@ -1,0 +1,66 @@
+"""What the engine and every executor agree on: launch requests in, events out.
+
+Executors never decide policy: the engine hands them a ``Launch`` when the scheduler has
+placed a task, and they report what happened with ``TaskStarted`` and ``TaskEnded``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from hexflow.model import Resources, TaskSpec
+
+
+@dataclass(slots=True)
+class Launch:
+    token: int  # engine-chosen handle for this attempt
+    run_id: str
+    spec: TaskSpec
+    attempt: int
+    inputs: Mapping[str, bytes]  # upstream results (serialized) by task id
+    env: Mapping[str, str]  # HEXFLOW_* variables, checkpoint dir...
+    cwd: str
+    stdout: str  # log file paths
+    stderr: str
+    command: tuple[str, ...] | None = None  # resolved argv for shell tasks
+
+
+@dataclass(slots=True)
+class TaskStarted:
+    token: int
+    worker: str
+    started_at: float
+
+
+@dataclass(slots=True)
+class TaskEnded:
+    token: int
+    ok: bool
+    ended_at: float
+    result: bytes | None = None
+    exit_code: int | None = None
+    reason: str | None = None  # error, exit_code, timeout, walltime, cancelled, worker_lost
+    error: str | None = None
+    traceback: str | None = None
+    retryable: bool = True
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+ExecutorEvent = TaskStarted | TaskEnded
+Report = Callable[[ExecutorEvent], None]
+
+
+class Executor(Protocol):
+    name: str
+    capacity: Resources
+
+    def start(self, loop: asyncio.AbstractEventLoop, report: Report) -> None: ...
+
+    def submit(self, launch: Launch) -> None: ...
+
+    def cancel(self, token: int, reason: str = "cancelled") -> None: ...
+
+    def shutdown(self) -> None: ...

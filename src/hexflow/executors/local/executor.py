@@ -1,0 +1,259 @@
+"""LocalExecutor: runs tasks on this machine — Python tasks in warm workers, shell tasks
+as subprocesses — and reports TaskStarted/TaskEnded.
+
+It binds what the scheduler accounted: GPU ids (``CUDA_VISIBLE_DEVICES`` per task) and time
+limits (timeout and walltime, enforced by killing the process group). A ``@shell`` task
+whose command depends on upstream results first builds its argv in a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import pickle
+import time
+from dataclasses import dataclass
+
+import psutil
+
+from hexflow.executors.base import Launch, Report, TaskEnded, TaskStarted
+from hexflow.executors.local.pool import Answer, WorkerPool
+from hexflow.executors.local.process import ShellLauncher
+from hexflow.model import Resources, TaskKind
+
+
+@dataclass(eq=False)
+class _Active:
+    launch: Launch
+    gpu_ids: list[int]
+    timer: asyncio.TimerHandle | None = None
+    phase: str = "python"  # python | build | shell
+    limit_reason: str | None = None
+
+
+class LocalExecutor:
+    name = "local"
+
+    def __init__(
+        self,
+        *,
+        cpus: float | None = None,
+        memory: int | None = None,
+        gpus: int = 0,
+        workers: int | None = None,
+        scratch_dir: str = ".hexflow/scratch",
+        kill_grace: float = 5.0,
+    ) -> None:
+        cpus = float(cpus if cpus is not None else (os.cpu_count() or 1))
+        self.capacity = Resources(
+            cpus=cpus,
+            memory=memory if memory is not None else psutil.virtual_memory().total,
+            gpus=gpus,
+        )
+        self._free_gpus = list(range(gpus))
+        self._active: dict[int, _Active] = {}
+        self._report: Report | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool = WorkerPool(
+            size=workers or max(1, math.ceil(cpus)),
+            scratch_dir=scratch_dir,
+            on_answer=self._answered,
+            on_lost=self._worker_lost,
+        )
+        self._shell = ShellLauncher(self._shell_exited, kill_grace=kill_grace)
+
+    def start(self, loop: asyncio.AbstractEventLoop, report: Report) -> None:
+        self._loop = loop
+        self._report = report
+        self._pool.start(loop)
+        self._shell.start(loop)
+
+    def submit(self, launch: Launch) -> None:
+        assert self._loop is not None and self._report is not None
+        gpus = launch.spec.resources.gpus
+        gpu_ids, self._free_gpus = self._free_gpus[:gpus], self._free_gpus[gpus:]
+        active = _Active(launch=launch, gpu_ids=gpu_ids)
+        self._active[launch.token] = active
+        env = dict(launch.env)
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpu_ids))
+        launch.env = env
+        limit = launch.spec.time_limit
+        if limit is not None:
+            active.timer = self._loop.call_later(limit[0], self._time_up, launch.token, limit[1])
+        kind = launch.spec.kind
+        if kind is TaskKind.SHELL or (kind is TaskKind.SHELL_BUILDER and launch.command):
+            self._start_shell(active, launch.command or launch.spec.command or ())
+            return
+        active.phase = "build" if kind is TaskKind.SHELL_BUILDER else "python"
+        worker = self._pool.submit(
+            (
+                launch.token,
+                kind.value,
+                launch.spec.payload,
+                dict(launch.inputs),
+                env,
+                launch.cwd,
+                launch.stdout,
+                launch.stderr,
+            )
+        )
+        self._report(TaskStarted(launch.token, worker, time.time()))
+
+    def _start_shell(self, active: _Active, argv: tuple[str, ...]) -> None:
+        assert self._report is not None
+        launch = active.launch
+        active.phase = "shell"
+        full_env = {**os.environ, **launch.env}
+        try:
+            pid = self._shell.launch(
+                launch.token,
+                argv,
+                shell=launch.spec.shell,
+                env=full_env,
+                cwd=launch.cwd,
+                stdout=launch.stdout,
+                stderr=launch.stderr,
+            )
+        except OSError as exc:
+            self._end(
+                TaskEnded(
+                    launch.token,
+                    ok=False,
+                    ended_at=time.time(),
+                    exit_code=127 if isinstance(exc, FileNotFoundError) else 126,
+                    reason="launch_failed",
+                    error=f"cannot start {argv[0]!r}: {exc.strerror or exc}",
+                    retryable=False,
+                )
+            )
+            return
+        self._report(TaskStarted(launch.token, f"pid:{pid}", time.time()))
+
+    def _answered(self, answer: Answer) -> None:
+        token, ok, blob, err_type, message, tb, _start = answer
+        active = self._active.get(token)
+        if active is None:
+            return
+        if ok and active.phase == "build":
+            argv = tuple(pickle.loads(blob))
+            active.launch.command = argv
+            self._start_shell(active, argv)
+            return
+        if ok:
+            self._end(TaskEnded(token, ok=True, ended_at=time.time(), result=blob))
+        else:
+            self._end(
+                TaskEnded(
+                    token,
+                    ok=False,
+                    ended_at=time.time(),
+                    result=blob,  # the pickled exception, when it pickles
+                    reason="error",
+                    error=message,
+                    traceback=tb,
+                    extra={"error_type": err_type},
+                )
+            )
+
+    def _worker_lost(self, token: int, reason: str) -> None:
+        active = self._active.get(token)
+        if active is None:
+            return
+        reason = active.limit_reason or reason
+        self._end(
+            TaskEnded(
+                token,
+                ok=False,
+                ended_at=time.time(),
+                reason=reason,
+                error=_limit_message(active, reason)
+                or "the worker process died while running the task (crash, signal or out of memory)",
+            )
+        )
+
+    def _shell_exited(self, token: int, code: int, kill_reason: str | None) -> None:
+        active = self._active.get(token)
+        if active is None:
+            return
+        if code == 0 and kill_reason is None:
+            self._end(TaskEnded(token, ok=True, ended_at=time.time(), exit_code=0))
+            return
+        reason = kill_reason or "exit_code"
+        error = _limit_message(active, reason) or (
+            f"command exited with code {code}"
+            if code >= 0
+            else f"command was killed by signal {-code}"
+        )
+        self._end(
+            TaskEnded(
+                token,
+                ok=False,
+                ended_at=time.time(),
+                exit_code=code,
+                reason=reason,
+                error=error,
+                traceback=_tail(active.launch.stderr),
+            )
+        )
+
+    def _time_up(self, token: int, which: str) -> None:
+        active = self._active.get(token)
+        if active is None:
+            return
+        active.limit_reason = which
+        self._kill(active, which)
+
+    def cancel(self, token: int, reason: str = "cancelled") -> None:
+        active = self._active.get(token)
+        if active is not None:
+            active.limit_reason = active.limit_reason or reason
+            self._kill(active, reason)
+
+    def _kill(self, active: _Active, reason: str) -> None:
+        if active.phase == "shell":
+            self._shell.kill(active.launch.token, reason)
+        else:
+            self._pool.kill(active.launch.token, reason)
+
+    def _end(self, event: TaskEnded) -> None:
+        assert self._report is not None
+        active = self._active.pop(event.token, None)
+        if active is not None:
+            if active.timer is not None:
+                active.timer.cancel()
+            self._free_gpus.extend(active.gpu_ids)
+        self._report(event)
+
+    def shutdown(self) -> None:
+        self._shell.shutdown()
+        self._pool.shutdown()
+        for active in self._active.values():
+            if active.timer is not None:
+                active.timer.cancel()
+        self._active.clear()
+
+
+def _limit_message(active: _Active, reason: str) -> str | None:
+    limit = active.launch.spec.time_limit
+    if reason in ("timeout", "walltime") and limit is not None:
+        return f"killed after exceeding its {reason} of {limit[0]:g}s"
+    if reason == "cancelled":
+        return "cancelled by request"
+    if reason == "preempted":
+        return "preempted to make room for higher-priority work"
+    return None
+
+
+def _tail(path: str, limit: int = 4000) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            return f.read().decode(errors="replace") or None
+    except OSError:
+        return None
+
+
+__all__ = ["LocalExecutor"]

@@ -1,0 +1,176 @@
+"""WorkerPool: warm Python worker processes driven from the event loop.
+
+Each worker is a child process in its own session (so a kill takes its children too),
+talking over two pipes. The pool starts workers up front, hands one job to an idle worker,
+and turns answers into callbacks. A worker that dies (killed on timeout, crashed, OOM)
+is replaced; the loss of its job is reported to the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+Answer = tuple[Any, ...]
+
+
+@dataclass(eq=False)
+class Worker:
+    name: str
+    proc: subprocess.Popen[bytes]
+    jobs: Connection
+    answers: Connection
+    token: int | None = None
+    alive: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        size: int,
+        scratch_dir: str,
+        on_answer: Callable[[Answer], None],
+        on_lost: Callable[[int, str], None],
+        max_size: int | None = None,
+    ) -> None:
+        self.size = max(1, size)
+        self.max_size = max(self.size, max_size or self.size * 4)
+        self._scratch = scratch_dir
+        self._on_answer = on_answer
+        self._on_lost = on_lost
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle: list[Worker] = []
+        self._all: dict[str, Worker] = {}
+        self._by_token: dict[int, Worker] = {}
+        self._count = 0
+        self._closing = False
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        for _ in range(self.size):
+            self._idle.append(self._spawn())
+
+    def _spawn(self) -> Worker:
+        assert self._loop is not None
+        job_r, job_w = os.pipe()
+        ans_r, ans_w = os.pipe()
+        self._count += 1
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hexflow.executors.local.worker", str(job_r), str(ans_w), self._scratch],
+            pass_fds=(job_r, ans_w),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+            cwd=os.getcwd(),
+        )
+        os.close(job_r)
+        os.close(ans_w)
+        worker = Worker(
+            name=f"local-py-{self._count}",
+            proc=proc,
+            jobs=Connection(job_w, readable=False),
+            answers=Connection(ans_r, writable=False),
+        )
+        self._all[worker.name] = worker
+        self._loop.add_reader(ans_r, self._readable, worker)
+        return worker
+
+    @property
+    def busy(self) -> int:
+        return len(self._by_token)
+
+    def submit(self, job: tuple[Any, ...]) -> str:
+        """Send ``job`` (its first item is the token) to an idle worker; returns its name."""
+        worker = self._idle.pop() if self._idle else self._spawn()
+        token = job[0]
+        worker.token = token
+        self._by_token[token] = worker
+        try:
+            worker.jobs.send_bytes(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            self._lose(worker, "worker_lost")
+        return worker.name
+
+    def kill(self, token: int, reason: str) -> bool:
+        """Kill the worker running ``token`` (process group), report the loss as ``reason``."""
+        worker = self._by_token.get(token)
+        if worker is None:
+            return False
+        _killpg(worker.proc.pid, signal.SIGKILL)
+        self._lose(worker, reason)
+        return True
+
+    def pid_of(self, token: int) -> int | None:
+        worker = self._by_token.get(token)
+        return worker.proc.pid if worker else None
+
+    def _readable(self, worker: Worker) -> None:
+        try:
+            while worker.answers.poll():
+                answer = pickle.loads(worker.answers.recv_bytes())
+                self._by_token.pop(answer[0], None)
+                worker.token = None
+                if worker.alive:
+                    self._idle.append(worker)
+                self._on_answer(answer)
+        except (EOFError, OSError):
+            self._lose(worker, "worker_lost")
+
+    def _lose(self, worker: Worker, reason: str) -> None:
+        if not worker.alive:
+            return
+        worker.alive = False
+        assert self._loop is not None
+        self._loop.remove_reader(worker.answers.fileno())
+        for conn in (worker.jobs, worker.answers):
+            conn.close()
+        _killpg(worker.proc.pid, signal.SIGKILL)
+        try:
+            worker.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self._all.pop(worker.name, None)
+        if worker in self._idle:
+            self._idle.remove(worker)
+        token = worker.token
+        if token is not None:
+            self._by_token.pop(token, None)
+        if not self._closing and len(self._all) < self.size:
+            self._idle.append(self._spawn())
+        if token is not None:
+            self._on_lost(token, reason)
+
+    def shutdown(self) -> None:
+        self._closing = True
+        for worker in list(self._all.values()):
+            if self._loop is not None and worker.alive:
+                self._loop.remove_reader(worker.answers.fileno())
+            worker.alive = False
+            worker.jobs.close()
+            worker.answers.close()
+        for worker in list(self._all.values()):
+            try:
+                worker.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                _killpg(worker.proc.pid, signal.SIGKILL)
+                worker.proc.wait()
+        self._all.clear()
+        self._idle.clear()
+
+
+def _killpg(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

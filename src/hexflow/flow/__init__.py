@@ -1,0 +1,1 @@
+"""The Python interface: decorators, futures, workflows, YAML/JSON workflow files."""

@@ -1,0 +1,133 @@
+"""TaskSpec: the immutable, serializable description of one task.
+
+A spec holds no live Python objects: a Python task's function and arguments arrive as
+``payload`` bytes (serialized by the flow layer), so the model stays pure and a spec can
+be persisted and executed by another process after a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+from hexflow.errors import SpecError
+from hexflow.model.qos import QoS
+from hexflow.model.resources import Resources
+
+
+class TaskKind(str, Enum):
+    PYTHON = "python"  # payload: (fn, args, kwargs) to call in a worker
+    SHELL = "shell"  # command: argv (or one string when shell=True)
+    SHELL_BUILDER = "shell_builder"  # payload builds the argv once inputs are known
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    retries: int = 0
+    backoff: float = 1.0  # seconds before the first retry; doubles each time
+    max_backoff: float = 60.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise SpecError(
+                f"retries: expected a whole number >= 0, got {self.retries!r}", field="retries"
+            )
+        if self.backoff < 0 or self.max_backoff < 0:
+            raise SpecError("retry backoff must not be negative", field="backoff")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before attempt ``attempt + 1`` after attempt ``attempt`` failed."""
+        return float(min(self.max_backoff, self.backoff * (2 ** max(0, attempt - 1))))
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    id: str
+    name: str
+    kind: TaskKind
+    resources: Resources = field(default_factory=Resources)
+    qos: QoS = QoS.REGULAR
+    deps: tuple[str, ...] = ()  # data dependencies and ``after=`` ordering, deduplicated
+    inputs: tuple[str, ...] = ()  # the deps whose results are arguments (subset of deps)
+    payload: bytes | None = None
+    command: tuple[str, ...] | None = None
+    shell: bool = False  # run ``command[0]`` through /bin/sh; only when the user asks
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float | None = None
+    deadline: float | None = None  # seconds after the run starts by which it must finish
+    cache: bool = False
+    cache_salt: str = ""  # identity of the code for cache keys (hash of the source)
+    checkpoint: bool = False
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.id or not isinstance(self.id, str):
+            raise SpecError("task id must be a non-empty string", field="id")
+        if self.kind is TaskKind.SHELL:
+            if not self.command or not all(isinstance(a, str) for a in self.command):
+                raise SpecError(
+                    f"task {self.name}: a shell task needs a command",
+                    hint="give `command:` as a list of arguments or a string",
+                    task=self.name,
+                    field="command",
+                )
+            if self.shell and len(self.command) != 1:
+                raise SpecError(
+                    f"task {self.name}: shell=True takes the command as one string",
+                    task=self.name,
+                    field="command",
+                )
+        elif self.payload is None:
+            raise SpecError(f"task {self.name}: a {self.kind.value} task needs a payload")
+        if self.timeout is not None and self.timeout <= 0:
+            raise SpecError(f"task {self.name}: timeout must be positive", field="timeout")
+        if self.id in self.deps:
+            raise SpecError(
+                f"task {self.name} depends on itself",
+                hint="remove it from its own `after`/`depends_on` list",
+                task=self.name,
+                field="deps",
+            )
+
+    @property
+    def time_limit(self) -> tuple[float, str] | None:
+        """The tighter of timeout and walltime, with which one it is."""
+        limits = [
+            (t, reason)
+            for t, reason in ((self.timeout, "timeout"), (self.resources.walltime, "walltime"))
+            if t is not None
+        ]
+        return min(limits) if limits else None
+
+
+def dedupe(ids: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(ids))
+
+
+def normalize_argv(value: object, task_name: str = "task") -> tuple[str, ...]:
+    """A command as a tuple of strings, from a list/tuple of str/int/float/path or a string.
+
+    A string is split like a POSIX shell would split it, without running a shell.
+    """
+    import os
+    import shlex
+
+    if isinstance(value, str):
+        argv = tuple(shlex.split(value))
+    elif isinstance(value, list | tuple) and all(
+        isinstance(a, str | int | float | os.PathLike) and not isinstance(a, bool) for a in value
+    ):
+        argv = tuple(os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in value)
+    else:
+        raise SpecError(
+            f"task {task_name}: the command must be a list of strings or one string, got {value!r}",
+            hint="return e.g. ['convert', path, 'out.png'] from a @shell function",
+            task=task_name,
+            field="command",
+        )
+    if not argv:
+        raise SpecError(f"task {task_name}: the command is empty", task=task_name, field="command")
+    return argv

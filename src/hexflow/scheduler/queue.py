@@ -1,0 +1,80 @@
+"""ReadyQueue: which ready task goes next, given what is free. Pure: no I/O, no clock.
+
+Order: QoS priority, then earliest absolute deadline, then submission order. ``place``
+pops tasks that fit the free resources; a task that does not fit is stepped over (so
+small tasks backfill around a large one) but keeps its place for the next call. The scan
+is bounded so a long queue of large tasks does not make every call O(n).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+
+from hexflow.model import Resources
+
+SCAN_LIMIT = 64
+
+
+@dataclass(order=True, slots=True)
+class _Entry:
+    priority: int
+    deadline: float
+    seq: int
+    task_id: str = field(compare=False)
+    request: Resources = field(compare=False)
+
+
+class ReadyQueue:
+    def __init__(self) -> None:
+        self._heap: list[_Entry] = []
+        self._seq = 0
+        self._removed: set[str] = set()
+        self._members: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._members
+
+    def push(
+        self, task_id: str, request: Resources, priority: int, deadline: float | None = None
+    ) -> None:
+        self._seq += 1
+        self._removed.discard(task_id)
+        self._members.add(task_id)
+        entry = _Entry(priority, math.inf if deadline is None else deadline, self._seq, task_id, request)
+        heapq.heappush(self._heap, entry)
+
+    def remove(self, task_id: str) -> None:
+        """Forget a queued task (cancelled); lazily dropped from the heap."""
+        if task_id in self._members:
+            self._members.discard(task_id)
+            self._removed.add(task_id)
+
+    def place(self, free: Resources) -> tuple[list[str], Resources]:
+        """Pop the tasks to start now; return them and what stays free afterwards."""
+        placed: list[str] = []
+        skipped: list[_Entry] = []
+        heap = self._heap
+        while heap and len(skipped) < SCAN_LIMIT:
+            entry = heap[0]
+            if entry.task_id in self._removed:
+                heapq.heappop(heap)
+                self._removed.discard(entry.task_id)
+                continue
+            req = entry.request
+            if req.cpus <= free.cpus and req.memory <= free.memory and req.gpus <= free.gpus:
+                heapq.heappop(heap)
+                self._members.discard(entry.task_id)
+                placed.append(entry.task_id)
+                free = free.minus(req)
+                if free.cpus <= 0 and free.gpus <= 0:
+                    break
+            else:
+                skipped.append(heapq.heappop(heap))
+        for entry in skipped:
+            heapq.heappush(heap, entry)
+        return placed, free

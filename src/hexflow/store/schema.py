@@ -1,0 +1,78 @@
+"""SQLAlchemy table definitions; Alembic migrations in ``migrations/`` create them.
+
+``SCHEMA_HEAD`` must equal the newest Alembic revision (a test checks it); opening a
+store at that revision skips running Alembic, which keeps CLI start-up fast.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+SCHEMA_HEAD = "0001"
+
+metadata = MetaData()
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("workdir", Text, nullable=False),
+    Column("owner", String(256)),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("config", Text, nullable=False, default="{}"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("task_id", String(256), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("spec", LargeBinary, nullable=False),
+    Column("submitted_at", Float),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("retry_at", Float),
+    Column("result", LargeBinary),
+    Column("exit_code", Integer),
+    Column("reason", String(64)),
+    Column("error", Text),
+    Column("traceback", Text),
+    Column("root_cause", String(256)),
+    Column("cache_key", String(128)),
+    Column("cached", Boolean, nullable=False, default=False),
+    Column("worker", String(128)),
+    Index("ix_tasks_run_state", "run_id", "state"),
+    Index("ix_tasks_cache_key", "cache_key"),
+)
+
+cancel_requests = Table(
+    "cancel_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False),
+    Column("task_id", String(256)),
+    Column("requested_at", Float, nullable=False),
+    Column("handled", Boolean, nullable=False, default=False),
+    Index("ix_cancel_run", "run_id", "handled"),
+)

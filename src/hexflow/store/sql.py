@@ -1,0 +1,338 @@
+"""SqlStore: the Store on SQLAlchemy 2 Core; SQLite (WAL) by default, any SQLAlchemy URL.
+
+The schema is created and upgraded by Alembic on open. ``save`` is one transaction with
+executemany statements, which is what makes the engine's group commit cheap. SQLite runs
+in WAL mode with synchronous=NORMAL: a committed transaction survives the death of the
+process (the case hexflow guarantees: ``kill -9`` then ``resume``).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, create_engine, event, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from hexflow.errors import StoreError
+from hexflow.model import RunRecord, RunState, TaskRecord, TaskState
+from hexflow.store.base import CancelRequest
+from hexflow.store.lookup import resolve_run_id, resolve_task
+from hexflow.store.schema import SCHEMA_HEAD, cancel_requests, runs, tasks
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_RUNS = runs  # ``save`` takes a ``runs`` argument that shadows the table name
+
+
+def sqlite_url(path: str | Path) -> str:
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+class SqlStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self._engine = _make_engine(url)
+            _migrate(self._engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"cannot open the store at {_redact(url)}: {exc.__class__.__name__}: {exc}",
+                hint="check the database URL (HEXFLOW_DB / --db) and that the server is up",
+            ) from exc
+        self._seq: dict[str, int] = {}
+        self._update_task = (
+            update(tasks)
+            .where(tasks.c.run_id == bindparam("b_run_id"), tasks.c.task_id == bindparam("b_task_id"))
+            .values({c: bindparam(c) for c in _MUTABLE_TASK_COLUMNS})
+        )
+
+    def create_run(self, run: RunRecord, task_records: Sequence[TaskRecord]) -> None:
+        with self._tx() as conn:
+            conn.execute(insert(runs), [_run_row(run)])
+            self._seq[run.id] = 0
+            self._insert_tasks(conn, task_records)
+
+    def save(
+        self,
+        *,
+        runs: Sequence[RunRecord] = (),
+        new_tasks: Sequence[TaskRecord] = (),
+        tasks: Sequence[TaskRecord] = (),
+        handled_cancels: Sequence[int] = (),
+    ) -> None:
+        with self._tx() as conn:
+            for run in runs:
+                row = _run_row(run)
+                run_id = row.pop("id")
+                conn.execute(_RUNS.update().where(_RUNS.c.id == run_id).values(row))
+            if new_tasks:
+                self._insert_tasks(conn, new_tasks)
+            if tasks:
+                rows = [_mutable_row(t) for t in tasks]
+                result = conn.execute(self._update_task, rows)
+                if result.rowcount != len(rows) and result.rowcount >= 0:
+                    raise StoreError(
+                        f"{len(rows) - result.rowcount} task update(s) matched no row",
+                        hint="tasks must be created (new_tasks) before they are updated",
+                    )
+            if handled_cancels:
+                conn.execute(
+                    cancel_requests.update()
+                    .where(cancel_requests.c.id.in_(list(handled_cancels)))
+                    .values(handled=True)
+                )
+
+    def _insert_tasks(self, conn: Any, records: Sequence[TaskRecord]) -> None:
+        if not records:
+            return
+        rows = []
+        for rec in records:
+            seq = self._next_seq(conn, rec.run_id)
+            row = _mutable_row(rec)
+            row.pop("b_run_id")
+            row.pop("b_task_id")
+            row.update(
+                run_id=rec.run_id,
+                task_id=rec.spec.id,
+                seq=seq,
+                name=rec.spec.name,
+                kind=rec.spec.kind.value,
+                spec=pickle.dumps(rec.spec, protocol=pickle.HIGHEST_PROTOCOL),
+            )
+            rows.append(row)
+        conn.execute(insert(tasks), rows)
+
+    def _next_seq(self, conn: Any, run_id: str) -> int:
+        if run_id not in self._seq:
+            top = conn.execute(
+                select(tasks.c.seq).where(tasks.c.run_id == run_id).order_by(tasks.c.seq.desc()).limit(1)
+            ).scalar()
+            self._seq[run_id] = -1 if top is None else top
+        self._seq[run_id] += 1
+        return self._seq[run_id]
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+            if row is None:
+                ids = conn.execute(select(runs.c.id).where(runs.c.id.startswith(run_id))).scalars()
+                full = resolve_run_id(run_id, list(ids))
+                row = conn.execute(select(runs).where(runs.c.id == full)).first()
+            assert row is not None
+            return _run_from_row(row._mapping)
+
+    def list_runs(self, limit: int = 50) -> list[RunRecord]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(runs).order_by(runs.c.created_at.desc()).limit(limit))
+            return [_run_from_row(r._mapping) for r in rows]
+
+    def load_tasks(self, run_id: str) -> list[TaskRecord]:
+        full = self.get_run(run_id).id
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(tasks).where(tasks.c.run_id == full).order_by(tasks.c.seq))
+            return [_task_from_row(r._mapping) for r in rows]
+
+    def get_task(self, run_id: str, task: str) -> TaskRecord:
+        full = self.get_run(run_id).id
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(tasks).where(tasks.c.run_id == full, tasks.c.task_id == task)
+            ).first()
+        if row is not None:
+            return _task_from_row(row._mapping)
+        return resolve_task(full, task, self.load_tasks(full))
+
+    def find_cached(self, cache_key: str) -> TaskRecord | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(tasks)
+                .where(tasks.c.cache_key == cache_key, tasks.c.state == TaskState.SUCCEEDED.value)
+                .limit(1)
+            ).first()
+            return _task_from_row(row._mapping) if row else None
+
+    def request_cancel(self, run_id: str, task_id: str | None = None) -> int:
+        full = self.get_run(run_id).id
+        with self._tx() as conn:
+            result = conn.execute(
+                insert(cancel_requests).values(
+                    run_id=full, task_id=task_id, requested_at=time.time(), handled=False
+                )
+            )
+            key = result.inserted_primary_key
+            return int(key[0]) if key else 0
+
+    def pending_cancels(self, run_id: str) -> list[CancelRequest]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(cancel_requests).where(
+                    cancel_requests.c.run_id == run_id, cancel_requests.c.handled.is_(False)
+                )
+            )
+            return [CancelRequest(id=r.id, run_id=r.run_id, task_id=r.task_id) for r in rows]
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def _tx(self) -> Any:
+        return _Transaction(self._engine)
+
+
+class _Transaction:
+    """``engine.begin()`` that turns driver errors into StoreError with the cause."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._cm = engine.begin()
+
+    def __enter__(self) -> Any:
+        try:
+            return self._cm.__enter__()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store transaction could not start: {exc}") from exc
+
+    def __exit__(self, *exc_info: Any) -> bool:
+        try:
+            return bool(self._cm.__exit__(*exc_info))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store write failed and was rolled back: {exc}") from exc
+
+
+_MUTABLE_TASK_COLUMNS = (
+    "state",
+    "attempt",
+    "submitted_at",
+    "started_at",
+    "ended_at",
+    "retry_at",
+    "result",
+    "exit_code",
+    "reason",
+    "error",
+    "traceback",
+    "root_cause",
+    "cache_key",
+    "cached",
+    "worker",
+)
+
+
+def _mutable_row(t: TaskRecord) -> dict[str, Any]:
+    return {
+        "b_run_id": t.run_id,
+        "b_task_id": t.spec.id,
+        "state": t.state.value,
+        "attempt": t.attempt,
+        "submitted_at": t.submitted_at,
+        "started_at": t.started_at,
+        "ended_at": t.ended_at,
+        "retry_at": t.retry_at,
+        "result": t.result,
+        "exit_code": t.exit_code,
+        "reason": t.reason,
+        "error": t.error,
+        "traceback": t.traceback,
+        "root_cause": t.root_cause,
+        "cache_key": t.cache_key,
+        "cached": t.cached,
+        "worker": t.worker,
+    }
+
+
+def _task_from_row(row: Any) -> TaskRecord:
+    return TaskRecord(
+        run_id=row["run_id"],
+        spec=pickle.loads(row["spec"]),
+        state=TaskState(row["state"]),
+        attempt=row["attempt"],
+        submitted_at=row["submitted_at"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        retry_at=row["retry_at"],
+        result=row["result"],
+        exit_code=row["exit_code"],
+        reason=row["reason"],
+        error=row["error"],
+        traceback=row["traceback"],
+        root_cause=row["root_cause"],
+        cache_key=row["cache_key"],
+        cached=bool(row["cached"]),
+        worker=row["worker"],
+    )
+
+
+def _run_row(run: RunRecord) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "name": run.name,
+        "state": run.state.value,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "workdir": run.workdir,
+        "owner": run.owner,
+        "cancel_requested": run.cancel_requested,
+        "config": json.dumps(run.config),
+    }
+
+
+def _run_from_row(row: Any) -> RunRecord:
+    return RunRecord(
+        id=row["id"],
+        name=row["name"],
+        state=RunState(row["state"]),
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        workdir=row["workdir"],
+        owner=row["owner"],
+        cancel_requested=bool(row["cancel_requested"]),
+        config=json.loads(row["config"] or "{}"),
+    )
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _migrate(engine: Engine) -> None:
+    from sqlalchemy import inspect, text
+
+    with engine.begin() as conn:
+        if inspect(conn).has_table("alembic_version"):
+            current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            if current == SCHEMA_HEAD:
+                return
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
