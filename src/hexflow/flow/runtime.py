@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hexflow.engine import Engine, Progress, RunPaths
+
+__all__ = ["Progress"]  # re-exported for the CLI's progress bar
 from hexflow.engine.lease import owner_alive
 from hexflow.engine.paths import run_home
 from hexflow.executors.local import LocalExecutor

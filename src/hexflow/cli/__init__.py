@@ -1,0 +1,1 @@
+"""The ``hexflow`` command line."""
