@@ -78,8 +78,8 @@ class TaskFunction(Generic[P, R]):
         self.fn = fn
         self.kind = kind
         self.options = options
-        self.name = options.name or getattr(fn, "__name__", "task")
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        self.name: str = str(options.name or getattr(fn, "__name__", "task"))
+        functools.update_wrapper(self, fn)
         self._blob: bytes | None = None
         self._identity: str | None = None
 

@@ -17,7 +17,8 @@ from hexflow.model.refs import TaskRef
 
 def dumps_function(fn: Callable[..., Any], task_name: str) -> bytes:
     try:
-        return cloudpickle.dumps(fn)
+        blob: bytes = cloudpickle.dumps(fn)
+        return blob
     except Exception as exc:
         raise SpecError(
             f"task {task_name!r}: its function cannot be serialized ({type(exc).__name__}: {exc})",
@@ -53,7 +54,8 @@ def replace_futures(value: Any, found: list[str], is_future: Callable[[Any], str
 
 def dumps_call(fn_blob: bytes, args: tuple[Any, ...], kwargs: dict[str, Any], task_name: str) -> bytes:
     try:
-        return cloudpickle.dumps((fn_blob, args, kwargs))
+        blob: bytes = cloudpickle.dumps((fn_blob, args, kwargs))
+        return blob
     except Exception as exc:
         raise SpecError(
             f"task {task_name!r}: an argument cannot be serialized ({type(exc).__name__}: {exc})",

@@ -114,7 +114,7 @@ class Resources:
                 raise SpecError(f"{name}: must not be negative, got {value!r}", field=name)
         if self.nodes < 1:
             raise SpecError(f"nodes: a task needs at least one node, got {self.nodes}", field="nodes")
-        if isinstance(self.gpus, float) and not self.gpus.is_integer():
+        if isinstance(self.gpus, float) and not float(self.gpus).is_integer():
             raise SpecError(f"gpus: must be a whole number, got {self.gpus}", field="gpus")
 
     @classmethod
