@@ -23,6 +23,9 @@ from hexflow.executors.local.process import ShellLauncher
 from hexflow.model import Resources, TaskKind
 
 
+_ZERO = pickle.dumps(0)
+
+
 @dataclass(eq=False)
 class _Active:
     launch: Launch
@@ -177,7 +180,8 @@ class LocalExecutor:
         if active is None:
             return
         if code == 0 and kill_reason is None:
-            self._end(TaskEnded(token, ok=True, ended_at=time.time(), exit_code=0))
+            # like Parsl's bash_app, a shell task's value is its exit code
+            self._end(TaskEnded(token, ok=True, ended_at=time.time(), exit_code=0, result=_ZERO))
             return
         reason = kill_reason or "exit_code"
         error = _limit_message(active, reason) or (

@@ -1,0 +1,125 @@
+"""The public Python surface is a contract: these names exist and behave as documented."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import hexflow as hx
+
+EXPECTED = {
+    "HexflowError",
+    "QoS",
+    "Resources",
+    "Run",
+    "RunState",
+    "Settings",
+    "SpecError",
+    "TaskFailed",
+    "TaskFunction",
+    "TaskFuture",
+    "TaskState",
+    "Workflow",
+    "WorkflowFileError",
+    "checkpoint_dir",
+    "load_workflow",
+    "shell",
+    "task",
+}
+
+
+def test_public_names_resolve() -> None:
+    assert EXPECTED <= set(hx.__all__)
+    for name in EXPECTED:
+        assert getattr(hx, name) is not None
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = hx.nope  # type: ignore[attr-defined]
+
+
+def test_import_is_cheap_for_workers() -> None:
+    code = "import sys, hexflow; print('sqlalchemy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_decorator_options_are_checked_at_definition_time() -> None:
+    with pytest.raises(hx.SpecError, match="memory"):
+        hx.task(memory="lots")(lambda: None)
+    with pytest.raises(hx.SpecError, match="cpus"):
+        hx.task(cpus=-1)(lambda: None)
+    with pytest.raises(hx.SpecError, match="walltime"):
+        hx.task(walltime="ten minutes")(lambda: None)
+    with pytest.raises(hx.SpecError, match="qos"):
+        hx.task(qos="vip")(lambda: None)
+    with pytest.raises(hx.SpecError, match="retries"):
+        hx.task(retries=-2)(lambda: None)
+
+
+def test_task_called_outside_workflow_explains() -> None:
+    @hx.task
+    def f() -> int:
+        return 1
+
+    with pytest.raises(hx.HexflowError, match="outside a workflow"):
+        f()
+    assert f.fn() == 1
+
+
+def test_unpicklable_argument_is_rejected_with_a_hint(tmp_path) -> None:  # noqa: ANN001
+    import threading
+
+    @hx.task
+    def f(x: object) -> None:
+        return None
+
+    with hx.Workflow("bad"), pytest.raises(hx.SpecError, match="cannot be serialized"):
+        f(threading.Lock())
+
+
+def test_unpicklable_function_is_rejected() -> None:
+    import threading
+
+    lock = threading.Lock()
+
+    @hx.task
+    def g() -> None:
+        with lock:
+            pass
+
+    with hx.Workflow("bad"), pytest.raises(hx.SpecError, match="function cannot be serialized"):
+        g()
+
+
+def test_shell_command_must_be_argv() -> None:
+    @hx.shell
+    def bad() -> object:
+        return {"not": "a command"}
+
+    with hx.Workflow("bad"), pytest.raises(hx.SpecError, match="command must be a list"):
+        bad()
+
+
+def test_contract_example_runs(settings) -> None:  # noqa: ANN001
+    @hx.task(cpus=1, memory="512M", walltime="10m", retries=2)
+    def simulate(step: int) -> str:
+        return f"state-{step}"
+
+    @hx.shell(cpus=2)
+    def render(path: str) -> list[str]:
+        return ["echo", path, "out.png"]
+
+    with hx.Workflow("demo", workdir=settings.workdir) as wf:
+        a = simulate(1)
+        b = render(a)
+    run = wf.run(settings=settings)
+    assert run.ok, run
+    assert a.result() == "state-1"
+    assert b.result() == 0  # a shell task's value is its exit code, as in Parsl
+    assert b.done() and b.state == "succeeded"
+    with pytest.raises(hx.HexflowError, match="already run"):
+        wf.run(settings=settings)
