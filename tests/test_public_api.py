@@ -58,6 +58,12 @@ def test_decorator_options_are_checked_at_definition_time() -> None:
         hx.task(qos="vip")(lambda: None)
     with pytest.raises(hx.SpecError, match="retries"):
         hx.task(retries=-2)(lambda: None)
+    with pytest.raises(hx.SpecError, match="did you mean 'memory'"):
+        hx.task(memroy="1G")(lambda: None)
+    with pytest.raises(hx.SpecError, match="not @hx.task"):
+        hx.task(2)  # type: ignore[call-overload]
+    with pytest.raises(hx.SpecError, match="unknown task option 'gpu'"):
+        hx.task(lambda: None).with_options(gpu=1)
 
 
 def test_task_called_outside_workflow_explains() -> None:

@@ -6,7 +6,9 @@ reported at definition time with the field that is wrong.
 
 from __future__ import annotations
 
+import difflib
 import functools
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, TypeVar, overload
@@ -117,12 +119,7 @@ class TaskFunction(Generic[P, R]):
             "use_shell": current.use_shell,
             "tags": current.tags,
         }
-        unknown = set(overrides) - set(base)
-        if unknown:
-            raise SpecError(
-                f"unknown task option(s): {', '.join(sorted(unknown))}",
-                hint=f"valid options: {', '.join(sorted(base))}",
-            )
+        check_option_names(overrides)
         copy = TaskFunction(self.fn, self.kind, build_options(**{**base, **overrides}))
         copy._blob, copy._identity = self._blob, self._identity
         return copy
@@ -136,7 +133,29 @@ class TaskFunction(Generic[P, R]):
         return f"<hexflow {self.kind.value} task {self.name}>"
 
 
+_OPTION_NAMES = frozenset(inspect.signature(build_options).parameters)
+
+
+def check_option_names(names: Iterable[str]) -> None:
+    """Reject unknown task options with the closest valid name."""
+    for name in names:
+        if name not in _OPTION_NAMES:
+            close = difflib.get_close_matches(name, sorted(_OPTION_NAMES), n=1)
+            raise SpecError(
+                f"unknown task option {name!r}"
+                + (f"; did you mean {close[0]!r}?" if close else ""),
+                hint=f"valid options: {', '.join(sorted(_OPTION_NAMES))}",
+                field=name,
+            )
+
+
 def _decorator(kind: TaskKind, fn: Callable[..., Any] | None, kw: dict[str, Any]) -> Any:
+    if fn is not None and not callable(fn):
+        raise SpecError(
+            f"@task/@shell got {fn!r} where a function or keyword options were expected",
+            hint="write @hx.task or @hx.task(cpus=2), not @hx.task(2)",
+        )
+    check_option_names(kw)
     options = build_options(**kw)
 
     def wrap(f: Callable[..., Any]) -> TaskFunction[Any, Any]:
