@@ -54,6 +54,8 @@ def parse_memory(value: int | float | str | None, field: str = "memory") -> int:
         amount, unit = float(match.group(1)), match.group(2).lower()
     if amount < 0 or math.isnan(amount):
         raise SpecError(f"{field}: must not be negative, got {value!r}", field=field)
+    if math.isinf(amount):
+        raise SpecError(f"{field}: must be a finite size, got {value!r}", field=field)
     return int(amount * _MEMORY_UNITS[unit])
 
 

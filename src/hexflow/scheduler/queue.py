@@ -30,8 +30,9 @@ class ReadyQueue:
     def __init__(self) -> None:
         self._heap: list[_Entry] = []
         self._seq = 0
-        self._removed: set[str] = set()
-        self._members: set[str] = set()
+        # task id -> seq of its live heap entry; entries with another seq are stale (removed
+        # or pushed again) and are dropped lazily when they reach the top of the heap.
+        self._members: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._members)
@@ -43,16 +44,13 @@ class ReadyQueue:
         self, task_id: str, request: Resources, priority: int, deadline: float | None = None
     ) -> None:
         self._seq += 1
-        self._removed.discard(task_id)
-        self._members.add(task_id)
+        self._members[task_id] = self._seq
         entry = _Entry(priority, math.inf if deadline is None else deadline, self._seq, task_id, request)
         heapq.heappush(self._heap, entry)
 
     def remove(self, task_id: str) -> None:
         """Forget a queued task (cancelled); lazily dropped from the heap."""
-        if task_id in self._members:
-            self._members.discard(task_id)
-            self._removed.add(task_id)
+        self._members.pop(task_id, None)
 
     def place(self, free: Resources) -> tuple[list[str], Resources]:
         """Pop the tasks to start now; return them and what stays free afterwards."""
@@ -61,14 +59,13 @@ class ReadyQueue:
         heap = self._heap
         while heap and len(skipped) < SCAN_LIMIT:
             entry = heap[0]
-            if entry.task_id in self._removed:
+            if self._members.get(entry.task_id) != entry.seq:
                 heapq.heappop(heap)
-                self._removed.discard(entry.task_id)
                 continue
             req = entry.request
             if req.cpus <= free.cpus and req.memory <= free.memory and req.gpus <= free.gpus:
                 heapq.heappop(heap)
-                self._members.discard(entry.task_id)
+                del self._members[entry.task_id]
                 placed.append(entry.task_id)
                 free = free.minus(req)
                 if free.cpus <= 0 and free.gpus <= 0:

@@ -30,6 +30,7 @@ class MemoryStore:
         with self._lock:
             if run.id in self._runs:
                 raise StoreError(f"run {run.id} already exists")
+            self._check_new_tasks_locked(tasks, new_run=run.id)
             self._tasks[run.id] = {}
             self._save_locked([run], tasks, ())
 
@@ -42,6 +43,11 @@ class MemoryStore:
         handled_cancels: Sequence[int] = (),
     ) -> None:
         with self._lock:
+            # Check everything before changing anything: a failed save leaves no trace.
+            for run in runs:
+                if run.id not in self._runs:
+                    raise StoreError(f"run {run.id} was never created")
+            self._check_new_tasks_locked(new_tasks)
             for task in tasks:
                 if task.spec.id not in self._tasks.get(task.run_id, {}):
                     raise StoreError(f"task {task.spec.id} of run {task.run_id} was never created")
@@ -49,6 +55,18 @@ class MemoryStore:
             for i, (req, handled) in enumerate(self._cancels):
                 if req.id in handled_cancels and not handled:
                     self._cancels[i] = (req, True)
+
+    def _check_new_tasks_locked(
+        self, new_tasks: Sequence[TaskRecord], new_run: str | None = None
+    ) -> None:
+        seen: set[tuple[str, str]] = set()
+        for task in new_tasks:
+            key = (task.run_id, task.spec.id)
+            if task.run_id != new_run and task.run_id not in self._runs:
+                raise StoreError(f"task {task.spec.id}: run {task.run_id} was never created")
+            if key in seen or task.spec.id in self._tasks.get(task.run_id, {}):
+                raise StoreError(f"task {task.spec.id} of run {task.run_id} already exists")
+            seen.add(key)
 
     def _save_locked(
         self, runs: Sequence[RunRecord], new_tasks: Sequence[TaskRecord], tasks: Sequence[TaskRecord]
@@ -68,7 +86,7 @@ class MemoryStore:
     def list_runs(self, limit: int = 50) -> list[RunRecord]:
         with self._lock:
             runs = sorted(self._runs.values(), key=lambda r: r.created_at, reverse=True)
-            return [replace(r) for r in runs[:limit]]
+            return [replace(r, config=dict(r.config)) for r in runs[:limit]]
 
     def load_tasks(self, run_id: str) -> list[TaskRecord]:
         with self._lock:

@@ -51,10 +51,14 @@ class SqlStore:
         )
 
     def create_run(self, run: RunRecord, task_records: Sequence[TaskRecord]) -> None:
-        with self._tx() as conn:
-            conn.execute(insert(runs), [_run_row(run)])
-            self._seq[run.id] = 0
-            self._insert_tasks(conn, task_records)
+        try:
+            with self._tx() as conn:
+                conn.execute(insert(runs), [_run_row(run)])
+                self._seq[run.id] = 0
+                self._insert_tasks(conn, task_records)
+        except BaseException:
+            self._seq.pop(run.id, None)  # rolled back: do not trust the cached sequence
+            raise
 
     def save(
         self,
@@ -68,7 +72,12 @@ class SqlStore:
             for run in runs:
                 row = _run_row(run)
                 run_id = row.pop("id")
-                conn.execute(_RUNS.update().where(_RUNS.c.id == run_id).values(row))
+                result = conn.execute(_RUNS.update().where(_RUNS.c.id == run_id).values(row))
+                if result.rowcount == 0:
+                    raise StoreError(
+                        f"run {run_id} was never created",
+                        hint="create a run with create_run before saving changes to it",
+                    )
             if new_tasks:
                 self._insert_tasks(conn, new_tasks)
             if tasks:
@@ -108,6 +117,8 @@ class SqlStore:
 
     def _next_seq(self, conn: Any, run_id: str) -> int:
         if run_id not in self._seq:
+            if conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is None:
+                raise StoreError(f"run {run_id} was never created; cannot add tasks to it")
             top = conn.execute(
                 select(tasks.c.seq).where(tasks.c.run_id == run_id).order_by(tasks.c.seq.desc()).limit(1)
             ).scalar()
@@ -196,9 +207,16 @@ class _Transaction:
 
     def __exit__(self, *exc_info: Any) -> bool:
         try:
-            return bool(self._cm.__exit__(*exc_info))
+            suppressed = bool(self._cm.__exit__(*exc_info))
         except SQLAlchemyError as exc:
             raise StoreError(f"store write failed and was rolled back: {exc}") from exc
+        # A driver error inside the block (e.g. a duplicate key) is re-raised by the
+        # context manager as is; it has been rolled back, so report it as a StoreError.
+        error = exc_info[1]
+        if isinstance(error, SQLAlchemyError) and not suppressed:
+            cause = getattr(error, "orig", None) or error
+            raise StoreError(f"store write failed and was rolled back: {cause}") from error
+        return suppressed
 
 
 _MUTABLE_TASK_COLUMNS = (
