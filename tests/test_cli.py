@@ -73,7 +73,13 @@ def test_run_script_then_inspect(cli, tmp_path: Path) -> None:  # noqa: ANN001
 
     code, output = cli("tasks", run_id, "--json")
     rows = json.loads(output)
-    assert {r["task_id"] for r in rows} == {"square-1", "square-2", "square-3", "square-4", "total-1"}
+    assert {r["task_id"] for r in rows} == {
+        "square-1",
+        "square-2",
+        "square-3",
+        "square-4",
+        "total-1",
+    }
     assert all(r["state"] == "succeeded" and r["attempt"] == 1 for r in rows)
 
     code, output = cli("logs", run_id, "square-3", "--json")
@@ -154,7 +160,11 @@ def test_real_subprocess_entry_point(tmp_path: Path, hx_env: dict[str, str]) -> 
     env = {**os.environ, **hx_env}
     done = subprocess.run(
         [str(hexflow), "run", str(script), "--json"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["ok"] is True

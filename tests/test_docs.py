@@ -23,11 +23,17 @@ def _blocks() -> list[tuple[str, int, str]]:
 
 
 @pytest.mark.parametrize(("page", "index", "code"), _blocks(), ids=lambda v: str(v)[:20])
-def test_doc_block_runs(tmp_path: Path, hx_env: dict[str, str], page: str, index: int, code: str) -> None:
+def test_doc_block_runs(
+    tmp_path: Path, hx_env: dict[str, str], page: str, index: int, code: str
+) -> None:
     script = tmp_path / f"block{index}.py"
     script.write_text(code)
     done = subprocess.run(
         [sys.executable, str(script)],
-        cwd=tmp_path, env={**os.environ, **hx_env}, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, **hx_env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, f"{page} block {index} failed:\n{done.stderr[-3000:]}"

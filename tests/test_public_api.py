@@ -31,7 +31,7 @@ EXPECTED = {
 
 
 def test_public_names_resolve() -> None:
-    assert EXPECTED <= set(hx.__all__)
+    assert set(hx.__all__) >= EXPECTED
     for name in EXPECTED:
         assert getattr(hx, name) is not None
 
@@ -129,3 +129,7 @@ def test_contract_example_runs(settings) -> None:  # noqa: ANN001
     assert b.done() and b.state == "succeeded"
     with pytest.raises(hx.HexflowError, match="already run"):
         wf.run(settings=settings)
+
+
+def test_all_matches_the_lazy_exports() -> None:
+    assert set(hx.__all__) - {"__version__"} == set(hx._EXPORTS)

@@ -41,7 +41,26 @@ _EXPORTS = {
     "TaskFailed": "hexflow.errors",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [
+    "HexflowError",
+    "QoS",
+    "Resources",
+    "Run",
+    "RunState",
+    "Settings",
+    "SpecError",
+    "TaskFailed",
+    "TaskFunction",
+    "TaskFuture",
+    "TaskState",
+    "Workflow",
+    "WorkflowFileError",
+    "__version__",
+    "checkpoint_dir",
+    "load_workflow",
+    "shell",
+    "task",
+]
 
 if TYPE_CHECKING:
     from hexflow.errors import HexflowError, SpecError, TaskFailed, WorkflowFileError

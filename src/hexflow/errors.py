@@ -29,7 +29,9 @@ class HexflowError(Exception):
         return (_rebuild, (type(self), self.message, self.hint, self.fields))
 
 
-def _rebuild(cls: type[HexflowError], message: str, hint: str | None, fields: dict[str, Any]) -> Any:
+def _rebuild(
+    cls: type[HexflowError], message: str, hint: str | None, fields: dict[str, Any]
+) -> Any:
     err = cls.__new__(cls)
     HexflowError.__init__(err, message, hint=hint, **fields)
     return err

@@ -43,7 +43,11 @@ class Settings:
             ) from None
         if (cpus is not None and cpus <= 0) or gpus < 0:
             raise SpecError("HEXFLOW_CPUS must be > 0 and HEXFLOW_GPUS >= 0", field="environment")
-        memory = parse_memory(env["HEXFLOW_MEMORY"], "HEXFLOW_MEMORY") if env.get("HEXFLOW_MEMORY") else None
+        memory = (
+            parse_memory(env["HEXFLOW_MEMORY"], "HEXFLOW_MEMORY")
+            if env.get("HEXFLOW_MEMORY")
+            else None
+        )
         grace = parse_duration(env.get("HEXFLOW_KILL_GRACE") or 5, "HEXFLOW_KILL_GRACE") or 5.0
         return cls(home=home, db_url=db_url, cpus=cpus, gpus=gpus, memory=memory, kill_grace=grace)
 

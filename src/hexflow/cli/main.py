@@ -48,11 +48,17 @@ def _main(
     ctx: typer.Context,
     home: Annotated[
         Path | None,
-        typer.Option("--home", envvar="HEXFLOW_HOME", help="hexflow state directory (default ./.hexflow)."),
+        typer.Option(
+            "--home", envvar="HEXFLOW_HOME", help="hexflow state directory (default ./.hexflow)."
+        ),
     ] = None,
     db: Annotated[
         str | None,
-        typer.Option("--db", envvar="HEXFLOW_DB", help="SQLAlchemy URL of the store (default SQLite in --home)."),
+        typer.Option(
+            "--db",
+            envvar="HEXFLOW_DB",
+            help="SQLAlchemy URL of the store (default SQLite in --home).",
+        ),
     ] = None,
 ) -> None:
     env = dict(os.environ)
@@ -69,7 +75,12 @@ def _guard(fn: Any) -> Any:
     except SpecError as exc:
         _fail(exc, 2)
     except StoreError as exc:
-        _fail(exc, 2 if "no run" in exc.message or "no task" in exc.message or "ambiguous" in exc.message else 3)
+        _fail(
+            exc,
+            2
+            if "no run" in exc.message or "no task" in exc.message or "ambiguous" in exc.message
+            else 3,
+        )
     except HexflowError as exc:
         _fail(exc, 3)
 
@@ -111,9 +122,12 @@ def _finish(run: Any, records: list[Any], as_json: bool) -> None:
 @app.command()
 def run(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="Workflow: a .py script, or a .yaml/.yml/.json file.")],
+    file: Annotated[
+        Path, typer.Argument(help="Workflow: a .py script, or a .yaml/.yml/.json file.")
+    ],
     param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="Override a YAML parameter: KEY=VALUE.")
+        list[str] | None,
+        typer.Option("--param", "-p", help="Override a YAML parameter: KEY=VALUE."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -124,14 +138,25 @@ def run(
     """
     settings = _settings(ctx)
     if not file.exists():
-        _fail(SpecError(f"{file}: no such file", hint="give the path of a .py, .yaml or .json workflow"), 2)
+        _fail(
+            SpecError(
+                f"{file}: no such file", hint="give the path of a .py, .yaml or .json workflow"
+            ),
+            2,
+        )
     suffix = file.suffix.lower()
     with live_progress(console, enabled=not as_json and console.is_terminal):
         if suffix == ".py":
             _run_script(file, settings, as_json)
             return
         if suffix not in (".yaml", ".yml", ".json"):
-            _fail(SpecError(f"{file}: unknown workflow type {suffix!r}", hint="use .py, .yaml, .yml or .json"), 2)
+            _fail(
+                SpecError(
+                    f"{file}: unknown workflow type {suffix!r}",
+                    hint="use .py, .yaml, .yml or .json",
+                ),
+                2,
+            )
         from hexflow.flow.yamlspec import load_workflow
 
         wf = _guard(lambda: load_workflow(file, params=_parse_params(param or [])))
@@ -172,7 +197,10 @@ def resume(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id (or unique prefix).")],
     retry_failed: Annotated[
-        bool, typer.Option("--retry-failed", help="Also re-run failed, upstream-failed and cancelled tasks.")
+        bool,
+        typer.Option(
+            "--retry-failed", help="Also re-run failed, upstream-failed and cancelled tasks."
+        ),
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -192,7 +220,9 @@ def resume(
 @app.command()
 def status(
     ctx: typer.Context,
-    run_id: Annotated[str | None, typer.Argument(metavar="[RUN]", help="Run id or prefix; omit to list runs.")] = None,
+    run_id: Annotated[
+        str | None, typer.Argument(metavar="[RUN]", help="Run id or prefix; omit to list runs.")
+    ] = None,
     limit: Annotated[int, typer.Option(help="How many runs to list.")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
@@ -221,7 +251,9 @@ def status(
 def tasks(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(metavar="RUN")],
-    state: Annotated[str | None, typer.Option(help="Only tasks in this state (e.g. failed).")] = None,
+    state: Annotated[
+        str | None, typer.Option(help="Only tasks in this state (e.g. failed).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List the tasks of a run: state, attempts, duration, exit code, error."""
@@ -241,8 +273,12 @@ def logs(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(metavar="RUN")],
     task: Annotated[str, typer.Argument(metavar="TASK", help="Task id, name or unique prefix.")],
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the task ends.")] = False,
-    attempt: Annotated[int | None, typer.Option(help="Attempt number (default: the latest).")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the task ends.")
+    ] = False,
+    attempt: Annotated[
+        int | None, typer.Option(help="Attempt number (default: the latest).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print a task's stdout and stderr (per attempt), optionally following it live."""
@@ -300,8 +336,12 @@ def _read(path: Path, offset: int = 0) -> str:
 @app.command()
 def cancel(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(metavar="RUN|RUN/TASK", help="A run, or one task as RUN/TASK.")],
-    task: Annotated[str | None, typer.Argument(metavar="[TASK]", help="A task of RUN to cancel.")] = None,
+    target: Annotated[
+        str, typer.Argument(metavar="RUN|RUN/TASK", help="A run, or one task as RUN/TASK.")
+    ],
+    task: Annotated[
+        str | None, typer.Argument(metavar="[TASK]", help="A task of RUN to cancel.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel a run (every unfinished task) or one task (its dependents end upstream_failed).
@@ -318,7 +358,11 @@ def cancel(
     if as_json:
         print_json(result)
     else:
-        what = f"task {result['task_id']} of run {result['run_id']}" if result["task_id"] else f"run {result['run_id']}"
+        what = (
+            f"task {result['task_id']} of run {result['run_id']}"
+            if result["task_id"]
+            else f"run {result['run_id']}"
+        )
         verb = "cancel requested for" if result["mode"] == "requested" else "cancelled"
         out.print(f"{verb} {what}", highlight=False)
 
@@ -335,7 +379,10 @@ def demo(
     from hexflow_examples.registry import DEMOS, run_demo
 
     if number is None:
-        rows = [{"demo": d.number, "title": d.title, "description": d.description} for d in DEMOS.values()]
+        rows = [
+            {"demo": d.number, "title": d.title, "description": d.description}
+            for d in DEMOS.values()
+        ]
         if as_json:
             print_json(rows)
         else:

@@ -48,7 +48,10 @@ def runs_table(runs: Sequence[Mapping[str, Any]]) -> Table:
         table.add_column(col)
     for r in runs:
         table.add_row(
-            r["run_id"], r["name"], _state(r["state"]), _when(r["created_at"]),
+            r["run_id"],
+            r["name"],
+            _state(r["state"]),
+            _when(r["created_at"]),
             _dur(r["started_at"], r["ended_at"]),
         )
     return table
@@ -74,8 +77,11 @@ def task_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     for r in rows:
         detail = r.get("error") or r.get("reason") or ("cached" if r.get("cached") else "")
         table.add_row(
-            r["task_id"], _state(r["state"]), str(r["attempt"]),
+            r["task_id"],
+            _state(r["state"]),
+            str(r["attempt"]),
             _dur(r["started_at"], r["ended_at"]),
-            "-" if r["exit_code"] is None else str(r["exit_code"]), str(detail or ""),
+            "-" if r["exit_code"] is None else str(r["exit_code"]),
+            str(detail or ""),
         )
     return table

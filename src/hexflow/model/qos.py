@@ -6,12 +6,12 @@ start that the class promises, in seconds (None: best effort).
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from hexflow.errors import SpecError
 
 
-class QoS(str, Enum):
+class QoS(StrEnum):
     REALTIME = "realtime"
     URGENT = "urgent"
     INTERACTIVE = "interactive"

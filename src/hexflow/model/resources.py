@@ -89,7 +89,8 @@ def parse_duration(value: int | float | str | None, field: str = "walltime") -> 
         else:
             raise SpecError(
                 f"{field}: cannot read {value!r} as a duration",
-                hint="write seconds (90), a unit (30s, 10m, 2h, 1d) or a clock (01:30:00, 1-12:00:00)",
+                hint="write seconds (90), a unit (30s, 10m, 2h, 1d) "
+                "or a clock (01:30:00, 1-12:00:00)",
                 field=field,
             )
     if seconds <= 0 or math.isnan(seconds):
@@ -115,7 +116,9 @@ class Resources:
             if value < 0:
                 raise SpecError(f"{name}: must not be negative, got {value!r}", field=name)
         if self.nodes < 1:
-            raise SpecError(f"nodes: a task needs at least one node, got {self.nodes}", field="nodes")
+            raise SpecError(
+                f"nodes: a task needs at least one node, got {self.nodes}", field="nodes"
+            )
         if isinstance(self.gpus, float) and not float(self.gpus).is_integer():
             raise SpecError(f"gpus: must be a whole number, got {self.gpus}", field="gpus")
 

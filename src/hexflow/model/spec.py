@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from hexflow.errors import SpecError
 from hexflow.model.qos import QoS
 from hexflow.model.resources import Resources
 
 
-class TaskKind(str, Enum):
+class TaskKind(StrEnum):
     PYTHON = "python"  # payload: (fn, args, kwargs) to call in a worker
     SHELL = "shell"  # command: argv (or one string when shell=True)
     SHELL_BUILDER = "shell_builder"  # payload builds the argv once inputs are known

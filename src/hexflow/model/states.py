@@ -7,12 +7,12 @@ tasks are terminal. Any other move raises ``InvalidTransition``.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from hexflow.errors import InvalidTransition
 
 
-class TaskState(str, Enum):
+class TaskState(StrEnum):
     PENDING = "pending"
     READY = "ready"
     SUBMITTED = "submitted"
@@ -32,7 +32,7 @@ class TaskState(str, Enum):
         return self in (TaskState.SUBMITTED, TaskState.RUNNING)
 
 
-class RunState(str, Enum):
+class RunState(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"

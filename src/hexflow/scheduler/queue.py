@@ -45,7 +45,9 @@ class ReadyQueue:
     ) -> None:
         self._seq += 1
         self._members[task_id] = self._seq
-        entry = _Entry(priority, math.inf if deadline is None else deadline, self._seq, task_id, request)
+        entry = _Entry(
+            priority, math.inf if deadline is None else deadline, self._seq, task_id, request
+        )
         heapq.heappush(self._heap, entry)
 
     def remove(self, task_id: str) -> None:

@@ -69,7 +69,10 @@ class MemoryStore:
             seen.add(key)
 
     def _save_locked(
-        self, runs: Sequence[RunRecord], new_tasks: Sequence[TaskRecord], tasks: Sequence[TaskRecord]
+        self,
+        runs: Sequence[RunRecord],
+        new_tasks: Sequence[TaskRecord],
+        tasks: Sequence[TaskRecord],
     ) -> None:
         for run in runs:
             self._runs[run.id] = replace(run, config=dict(run.config))

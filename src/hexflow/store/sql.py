@@ -46,7 +46,9 @@ class SqlStore:
         self._seq: dict[str, int] = {}
         self._update_task = (
             update(tasks)
-            .where(tasks.c.run_id == bindparam("b_run_id"), tasks.c.task_id == bindparam("b_task_id"))
+            .where(
+                tasks.c.run_id == bindparam("b_run_id"), tasks.c.task_id == bindparam("b_task_id")
+            )
             .values({c: bindparam(c) for c in _MUTABLE_TASK_COLUMNS})
         )
 
@@ -120,7 +122,10 @@ class SqlStore:
             if conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is None:
                 raise StoreError(f"run {run_id} was never created; cannot add tasks to it")
             top = conn.execute(
-                select(tasks.c.seq).where(tasks.c.run_id == run_id).order_by(tasks.c.seq.desc()).limit(1)
+                select(tasks.c.seq)
+                .where(tasks.c.run_id == run_id)
+                .order_by(tasks.c.seq.desc())
+                .limit(1)
             ).scalar()
             self._seq[run_id] = -1 if top is None else top
         self._seq[run_id] += 1
