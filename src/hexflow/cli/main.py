@@ -395,6 +395,9 @@ def demo(
                 table.add_row(str(row["demo"]), str(row["title"]), str(row["description"]))
             out.print(table)
         return
+    from hexflow_examples.registry import get_demo
+
+    _guard(lambda: get_demo(number))  # an unknown number fails before anything is created
     where = workdir or Path(tempfile.mkdtemp(prefix=f"hexflow-demo{number}-"))
     where.mkdir(parents=True, exist_ok=True)
     if not as_json:

@@ -13,7 +13,7 @@ def cache_key(spec: TaskSpec, inputs: Mapping[str, bytes]) -> str:
     digest.update(spec.kind.value.encode())
     digest.update(spec.cache_salt.encode())
     digest.update(spec.payload or b"")
-    digest.update(repr(spec.command).encode())
+    digest.update(repr((spec.command, spec.shell, spec.cwd, sorted(spec.env.items()))).encode())
     for dep in spec.inputs:
         digest.update(dep.encode())
         digest.update(inputs.get(dep) or b"")

@@ -115,6 +115,8 @@ class Resources:
                 raise SpecError(f"{name}: expected a number, got {value!r}", field=name)
             if value < 0:
                 raise SpecError(f"{name}: must not be negative, got {value!r}", field=name)
+            if not math.isfinite(value):
+                raise SpecError(f"{name}: must be a finite number, got {value!r}", field=name)
         if self.nodes < 1:
             raise SpecError(
                 f"nodes: a task needs at least one node, got {self.nodes}", field="nodes"
