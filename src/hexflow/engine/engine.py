@@ -120,13 +120,18 @@ class Engine:
         self._reset()
         self._loop = asyncio.get_running_loop()
         self._done = self._loop.create_future()
-        self._load(run_id, retry_failed)
-        assert self.run_record is not None
-        self.paths = RunPaths(
-            run_home(self.run_record.workdir, self.run_record.config), self.run_record.id
-        )
-        self.paths.create()
+        # Start the executor first: its workers boot while the run is loaded from the store.
         self.executor.start(self._loop, self._report)
+        try:
+            self._load(run_id, retry_failed)
+            assert self.run_record is not None
+            self.paths = RunPaths(
+                run_home(self.run_record.workdir, self.run_record.config), self.run_record.id
+            )
+            self.paths.create()
+        except BaseException:
+            self.executor.shutdown()
+            raise
         poller = self._loop.create_task(self._poll_cancels())
         try:
             self._wake()
@@ -140,8 +145,8 @@ class Engine:
         """Grow the running DAG (call from the engine's loop). Atomic: all or nothing."""
         assert self.run_record is not None
         specs = list(specs)
+        self._check_fits(specs)  # before the DAG changes: a rejected batch leaves no trace
         self.dag.add_many(specs)
-        self._check_fits(specs)
         for spec in specs:
             rec = TaskRecord(run_id=self.run_record.id, spec=spec)
             self.records[spec.id] = rec
@@ -222,6 +227,11 @@ class Engine:
 
     # ---------------------------------------------------------------- the loop turn
     def _report(self, event: ExecutorEvent) -> None:
+        if isinstance(event, TaskStarted):
+            # bookkeeping only (which worker runs the task): no state change, nothing to
+            # persist, so it needs no loop turn of its own
+            self._on_started(event)
+            return
         self._inbox.append(event)
         self._wake()
 
@@ -348,7 +358,7 @@ class Engine:
             attempt=rec.attempt,
             inputs=inputs if spec.kind is not TaskKind.SHELL else {},
             env=env,
-            cwd=spec.cwd or self.run_record.workdir,
+            cwd=os.path.join(self.run_record.workdir, spec.cwd or ""),  # relative to the run
             stdout=str(self.paths.log(spec.id, rec.attempt, "out")),
             stderr=str(self.paths.log(spec.id, rec.attempt, "err")),
         )

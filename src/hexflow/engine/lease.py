@@ -1,7 +1,7 @@
 """Run ownership: which live process drives a run, so two engines never drive the same one.
 
 The owner string is ``host:pid:create_time``; an owner whose process is gone (crashed,
-``kill -9``) no longer holds the run, and ``resume`` takes it over.
+``kill -9``, even if not yet reaped) no longer holds the run, and ``resume`` takes it over.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ def owner_alive(owner: str | None) -> bool:
     if host != socket.gethostname():
         return True  # cannot tell from here; be safe
     try:
-        return f"{psutil.Process(pid).create_time():.3f}" == created
+        proc = psutil.Process(pid)
+        # a killed owner that its parent has not reaped yet is a zombie: it drives nothing
+        return f"{proc.create_time():.3f}" == created and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False

@@ -33,6 +33,10 @@ class ReadyQueue:
         # task id -> seq of its live heap entry; entries with another seq are stale (removed
         # or pushed again) and are dropped lazily when they reach the top of the heap.
         self._members: dict[str, int] = {}
+        # cpus asked by each live member, and how many live members ask for each amount:
+        # when less than the smallest request is free, ``place`` returns without a scan.
+        self._cpus: dict[str, float] = {}
+        self._cpus_count: dict[float, int] = {}
 
     def __len__(self) -> int:
         return len(self._members)
@@ -44,7 +48,11 @@ class ReadyQueue:
         self, task_id: str, request: Resources, priority: int, deadline: float | None = None
     ) -> None:
         self._seq += 1
+        if task_id in self._members:
+            self._forget(task_id)
         self._members[task_id] = self._seq
+        self._cpus[task_id] = request.cpus
+        self._cpus_count[request.cpus] = self._cpus_count.get(request.cpus, 0) + 1
         entry = _Entry(
             priority, math.inf if deadline is None else deadline, self._seq, task_id, request
         )
@@ -52,11 +60,22 @@ class ReadyQueue:
 
     def remove(self, task_id: str) -> None:
         """Forget a queued task (cancelled); lazily dropped from the heap."""
-        self._members.pop(task_id, None)
+        if self._members.pop(task_id, None) is not None:
+            self._forget(task_id)
+
+    def _forget(self, task_id: str) -> None:
+        cpus = self._cpus.pop(task_id)
+        left = self._cpus_count[cpus] - 1
+        if left:
+            self._cpus_count[cpus] = left
+        else:
+            del self._cpus_count[cpus]
 
     def place(self, free: Resources) -> tuple[list[str], Resources]:
         """Pop the tasks to start now; return them and what stays free afterwards."""
         placed: list[str] = []
+        if self._cpus_count and free.cpus < min(self._cpus_count):
+            return placed, free  # nothing queued fits: skip the scan (the common busy case)
         skipped: list[_Entry] = []
         heap = self._heap
         while heap and len(skipped) < SCAN_LIMIT:
@@ -68,6 +87,7 @@ class ReadyQueue:
             if req.cpus <= free.cpus and req.memory <= free.memory and req.gpus <= free.gpus:
                 heapq.heappop(heap)
                 del self._members[entry.task_id]
+                self._forget(entry.task_id)
                 placed.append(entry.task_id)
                 free = free.minus(req)
                 if free.cpus <= 0 and free.gpus <= 0:

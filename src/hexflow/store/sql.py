@@ -19,7 +19,7 @@ from sqlalchemy import Engine, bindparam, create_engine, event, insert, select, 
 from sqlalchemy.exc import SQLAlchemyError
 
 from hexflow.errors import StoreError
-from hexflow.model import RunRecord, RunState, TaskRecord, TaskState
+from hexflow.model import RunRecord, RunState, TaskRecord, TaskSpec, TaskState
 from hexflow.store.base import CancelRequest
 from hexflow.store.lookup import resolve_run_id, resolve_task
 from hexflow.store.schema import SCHEMA_HEAD, cancel_requests, runs, tasks
@@ -51,6 +51,21 @@ class SqlStore:
             )
             .values({c: bindparam(c) for c in _MUTABLE_TASK_COLUMNS})
         )
+        # SQLite: the per-turn task update as plain SQL with positional parameters, which
+        # skips SQLAlchemy's statement compilation and parameter processing (the hot path
+        # of the engine's group commit). Other databases use the Core statement above.
+        self._update_task_sql: str | None = None
+        self._sqlite = self._engine.dialect.name == "sqlite"
+        if self._sqlite:
+            self._update_task_sql = (
+                "UPDATE tasks SET "
+                + ", ".join(f"{c} = ?" for c in _MUTABLE_TASK_COLUMNS)
+                + " WHERE run_id = ? AND task_id = ?"
+            )
+        # Specs this store wrote, by run (the few latest runs): ``load_tasks`` reuses these
+        # immutable objects instead of unpickling every spec again when an engine loads
+        # the run it has just created.
+        self._specs: dict[str, dict[str, TaskSpec]] = {}
 
     def create_run(self, run: RunRecord, task_records: Sequence[TaskRecord]) -> None:
         try:
@@ -61,6 +76,7 @@ class SqlStore:
         except BaseException:
             self._seq.pop(run.id, None)  # rolled back: do not trust the cached sequence
             raise
+        self._remember_specs(run.id, task_records)
 
     def save(
         self,
@@ -83,11 +99,14 @@ class SqlStore:
             if new_tasks:
                 self._insert_tasks(conn, new_tasks)
             if tasks:
-                rows = [_mutable_row(t) for t in tasks]
-                result = conn.execute(self._update_task, rows)
-                if result.rowcount != len(rows) and result.rowcount >= 0:
+                if self._update_task_sql is not None:
+                    params = [_mutable_params(t) for t in tasks]
+                    result = conn.exec_driver_sql(self._update_task_sql, params)
+                else:
+                    result = conn.execute(self._update_task, [_mutable_row(t) for t in tasks])
+                if result.rowcount != len(tasks) and result.rowcount >= 0:
                     raise StoreError(
-                        f"{len(rows) - result.rowcount} task update(s) matched no row",
+                        f"{len(tasks) - result.rowcount} task update(s) matched no row",
                         hint="tasks must be created (new_tasks) before they are updated",
                     )
             if handled_cancels:
@@ -96,6 +115,15 @@ class SqlStore:
                     .where(cancel_requests.c.id.in_(list(handled_cancels)))
                     .values(handled=True)
                 )
+        for rec in new_tasks:
+            self._remember_specs(rec.run_id, (rec,))
+
+    def _remember_specs(self, run_id: str, records: Sequence[TaskRecord]) -> None:
+        known = self._specs.pop(run_id, None) or {}
+        known.update((rec.spec.id, rec.spec) for rec in records)
+        self._specs[run_id] = known  # now the newest
+        while len(self._specs) > 4:
+            del self._specs[next(iter(self._specs))]
 
     def _insert_tasks(self, conn: Any, records: Sequence[TaskRecord]) -> None:
         if not records:
@@ -115,7 +143,12 @@ class SqlStore:
                 spec=pickle.dumps(rec.spec, protocol=pickle.HIGHEST_PROTOCOL),
             )
             rows.append(row)
-        conn.execute(insert(tasks), rows)
+        if self._sqlite:  # plain SQL, as for the task update (every row has the same keys)
+            keys = list(rows[0])
+            sql = f"INSERT INTO tasks ({', '.join(keys)}) VALUES ({', '.join('?' * len(keys))})"
+            conn.exec_driver_sql(sql, [tuple(row.values()) for row in rows])
+        else:
+            conn.execute(insert(tasks), rows)
 
     def _next_seq(self, conn: Any, run_id: str) -> int:
         if run_id not in self._seq:
@@ -150,7 +183,8 @@ class SqlStore:
         full = self.get_run(run_id).id
         with self._engine.connect() as conn:
             rows = conn.execute(select(tasks).where(tasks.c.run_id == full).order_by(tasks.c.seq))
-            return [_task_from_row(r._mapping) for r in rows]
+            known = self._specs.get(full, {})
+            return [_task_from_row(r._mapping, known.get(r.task_id)) for r in rows]
 
     def get_task(self, run_id: str, task: str) -> TaskRecord:
         full = self.get_run(run_id).id
@@ -265,10 +299,16 @@ def _mutable_row(t: TaskRecord) -> dict[str, Any]:
     }
 
 
-def _task_from_row(row: Any) -> TaskRecord:
+def _mutable_params(t: TaskRecord) -> tuple[Any, ...]:
+    """``_mutable_row`` as positional parameters: the mutable columns, then the key."""
+    row = _mutable_row(t)
+    return (*(row[c] for c in _MUTABLE_TASK_COLUMNS), row["b_run_id"], row["b_task_id"])
+
+
+def _task_from_row(row: Any, spec: TaskSpec | None = None) -> TaskRecord:
     return TaskRecord(
         run_id=row["run_id"],
-        spec=pickle.loads(row["spec"]),
+        spec=spec if spec is not None else pickle.loads(row["spec"]),
         state=TaskState(row["state"]),
         attempt=row["attempt"],
         submitted_at=row["submitted_at"],

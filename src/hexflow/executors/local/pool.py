@@ -67,7 +67,10 @@ class WorkerPool:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hexflow.executors.local.worker", str(job_r), str(ans_w), self._scratch],
+            [
+                sys.executable, "-m", "hexflow.executors.local.worker",
+                str(job_r), str(ans_w), self._scratch, str(os.getpid()),
+            ],
             pass_fds=(job_r, ans_w),
             stdin=subprocess.DEVNULL,
             start_new_session=True,

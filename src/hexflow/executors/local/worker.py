@@ -1,10 +1,12 @@
 """A warm worker process for Python tasks: reads jobs from a pipe, calls, answers.
 
-Run as ``python -m hexflow.executors.local.worker READ_FD WRITE_FD SCRATCH``. Each job is
-the serialized (function blob, args, kwargs) with TaskRef placeholders plus the upstream results; the
-answer carries the serialized return value, or the exception and its traceback. Output of
-the task (fd 1 and 2, so C code and child processes are captured too) goes to the task's
-own log files. The worker exits when the engine closes the pipe.
+Run as ``python -m hexflow.executors.local.worker READ_FD WRITE_FD SCRATCH [ENGINE_PID]``.
+Each job is the serialized (function blob, args, kwargs) with TaskRef placeholders plus the
+upstream results; the answer carries the serialized return value, or the exception and its
+traceback. Output of the task (fd 1 and 2, so C code and child processes are captured too)
+goes to the task's own log files. The worker exits when the engine closes the pipe, and
+is killed when the engine process dies, even in the middle of a task: a resumed run starts
+that task again, and must not race a stale copy of it (e.g. in its checkpoint directory).
 """
 
 from __future__ import annotations
@@ -125,7 +127,23 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) < 2000 else text[:2000] + "..."
 
 
-def main(read_fd: int, write_fd: int, scratch_dir: str) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Linux: have the kernel SIGKILL this worker when the engine process dies."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the engine died before the request took effect
+        os._exit(1)
+
+
+def main(read_fd: int, write_fd: int, scratch_dir: str, parent: int | None = None) -> None:
+    if parent is not None:
+        _die_with_parent(parent)
     jobs = Connection(read_fd, writable=False)
     answers = Connection(write_fd, readable=False)
     output = _Output(scratch_dir)
@@ -139,4 +157,4 @@ def main(read_fd: int, write_fd: int, scratch_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
+    main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], *map(int, sys.argv[4:5]))
