@@ -58,7 +58,9 @@ def build_options(
     tags: Mapping[str, str] | None = None,
 ) -> TaskOptions:
     return TaskOptions(
-        resources=Resources.parse(cpus=cpus, memory=memory, gpus=gpus, nodes=nodes, walltime=walltime),
+        resources=Resources.parse(
+            cpus=cpus, memory=memory, gpus=gpus, nodes=nodes, walltime=walltime
+        ),
         qos=QoS.parse(qos),
         retry=RetryPolicy(retries=retries, backoff=backoff),
         timeout=parse_duration(timeout, "timeout"),
@@ -160,7 +162,8 @@ def _decorator(kind: TaskKind, fn: Callable[..., Any] | None, kw: dict[str, Any]
 
     def wrap(f: Callable[..., Any]) -> TaskFunction[Any, Any]:
         if not callable(f):
-            raise SpecError(f"@{'shell' if kind is TaskKind.SHELL_BUILDER else 'task'} decorates a function, got {f!r}")
+            which = "shell" if kind is TaskKind.SHELL_BUILDER else "task"
+            raise SpecError(f"@{which} decorates a function, got {f!r}")
         return TaskFunction(f, kind, options)
 
     return wrap(fn) if fn is not None else wrap

@@ -63,8 +63,10 @@ class TaskFuture:
             try:
                 exc = pickle.loads(rec.result)
                 if isinstance(exc, BaseException):
-                    exc.add_note(f"hexflow: raised by task {rec.name!r} (attempt {rec.attempt}); "
-                                 f"remote traceback:\n{rec.traceback or ''}")
+                    exc.add_note(
+                        f"hexflow: raised by task {rec.name!r} (attempt {rec.attempt}); "
+                        f"remote traceback:\n{rec.traceback or ''}"
+                    )
                     return exc
             except Exception:  # noqa: BLE001 - fall back to TaskFailed below
                 pass

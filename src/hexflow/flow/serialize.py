@@ -52,7 +52,9 @@ def replace_futures(value: Any, found: list[str], is_future: Callable[[Any], str
     return value
 
 
-def dumps_call(fn_blob: bytes, args: tuple[Any, ...], kwargs: dict[str, Any], task_name: str) -> bytes:
+def dumps_call(
+    fn_blob: bytes, args: tuple[Any, ...], kwargs: dict[str, Any], task_name: str
+) -> bytes:
     try:
         blob: bytes = cloudpickle.dumps((fn_blob, args, kwargs))
         return blob

@@ -128,7 +128,9 @@ class Workflow:
                 )
         return ids
 
-    def add_call(self, tf: TaskFunction[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskFuture:
+    def add_call(
+        self, tf: TaskFunction[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> TaskFuture:
         if self._result is not None:
             raise HexflowError(
                 f"workflow {self.name!r} has already run (run {self._result.id})",
@@ -205,9 +207,13 @@ class Workflow:
                 hint="`hexflow resume RUN` continues an interrupted run",
             )
         if not self.specs:
-            raise SpecError(f"workflow {self.name!r} has no tasks", hint="call some tasks inside it")
+            raise SpecError(
+                f"workflow {self.name!r} has no tasks", hint="call some tasks inside it"
+            )
         settings = settings or self.settings or Settings.from_env()
-        record, tasks = start_run(settings, self.name, list(self.specs.values()), workdir=self.workdir)
+        record, tasks = start_run(
+            settings, self.name, list(self.specs.values()), workdir=self.workdir
+        )
         self._result = Run(record=record, tasks={t.id: t for t in tasks})
         return self._result
 
