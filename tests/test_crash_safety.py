@@ -391,3 +391,41 @@ def test_resume_takes_over_from_a_killed_owner(tmp_path: Path) -> None:
     assert tasks["gated-1"]["attempt"] == 1  # a requeue after a crash is not a retry
     assert tasks["shout-1"]["state"] == "succeeded"
     assert not workers_of(g.home)
+
+
+# ---------------------------------------------------------------- orphaned shell tasks
+ORPHAN = """
+import hexflow as hx
+
+
+@hx.shell(use_shell=True)
+def long_job():
+    # the first start records its pid and waits; the restart (marker present) finishes
+    return "if [ -f {marker} ]; then exit 0; fi; echo $$ > {pidfile}; touch {marker}; sleep 60"
+
+
+with hx.Workflow("orphan") as wf:
+    long_job()
+wf.run()
+"""
+
+
+def test_resume_stops_shell_tasks_the_dead_engine_left_running(tmp_path: Path) -> None:
+    home, marker, pidfile = tmp_path / ".hexflow", tmp_path / "marker", tmp_path / "pid"
+    script = tmp_path / "flow.py"
+    script.write_text(ORPHAN.format(marker=marker, pidfile=pidfile))
+    proc = start_cli(tmp_path, home, "run", str(script), "--json")
+    pid = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 30, "the job"))
+    run_id = str(cli_json(tmp_path, home, "status")[0]["run_id"])
+    # the tag naming the shell process is persisted before we kill the engine
+    wait_for(
+        lambda: str(pid) in (cli_json(tmp_path, home, "tasks", run_id)[0].get("worker") or ""),
+        10,
+        "the shell task's process tag to be stored",
+    )
+    kill_hard(proc)
+    assert live(pid), "a shell task runs in its own session and survives the engine"
+    done = cli(tmp_path, home, "resume", run_id, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["state"] == "succeeded"
+    wait_for(lambda: not live(pid), 5, "the orphaned shell task to be killed by resume")

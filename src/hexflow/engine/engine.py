@@ -178,6 +178,8 @@ class Engine:
         for rec in records:
             self.records[rec.id] = rec
             if rec.state.in_flight:  # lost in flight by a crash: requeue, not counted
+                if rec.worker:
+                    self.executor.reap(rec.worker)  # what the dead engine left running
                 rec.set_state(S.READY)
                 rec.attempt = max(0, rec.attempt - 1)
                 rec.reason = "requeued after restart"
@@ -227,7 +229,7 @@ class Engine:
 
     # ---------------------------------------------------------------- the loop turn
     def _report(self, event: ExecutorEvent) -> None:
-        if isinstance(event, TaskStarted):
+        if isinstance(event, TaskStarted) and not event.persist:
             # bookkeeping only (which worker runs the task): no state change, nothing to
             # persist, so it needs no loop turn of its own
             self._on_started(event)
@@ -367,7 +369,10 @@ class Engine:
     def _on_started(self, event: TaskStarted) -> None:
         task_id = self._tokens.get(event.token)
         if task_id is not None:
-            self.records[task_id].worker = event.worker
+            rec = self.records[task_id]
+            rec.worker = event.worker
+            if event.persist:  # a process that would outlive us: record it for resume
+                self._dirty[task_id] = rec
 
     def _on_ended(self, event: TaskEnded) -> None:
         task_id = self._tokens.pop(event.token, None)

@@ -31,8 +31,9 @@ class Launch:
 @dataclass(slots=True)
 class TaskStarted:
     token: int
-    worker: str
+    worker: str  # where it runs; a tag ``reap`` understands
     started_at: float
+    persist: bool = False  # True: the work would outlive the engine; record ``worker``
 
 
 @dataclass(slots=True)
@@ -62,5 +63,9 @@ class Executor(Protocol):
     def submit(self, launch: Launch) -> None: ...
 
     def cancel(self, token: int, reason: str = "cancelled") -> None: ...
+
+    def reap(self, worker: str) -> bool:
+        """Stop work a previous (crashed) engine left running under the tag ``worker``."""
+        ...
 
     def shutdown(self) -> None: ...

@@ -76,6 +76,7 @@ class TaskRecord:
             "error": self.error,
             "root_cause": self.root_cause,
             "cached": self.cached,
+            "worker": self.worker,
         }
 
 

@@ -19,7 +19,7 @@ import psutil
 
 from hexflow.executors.base import Launch, Report, TaskEnded, TaskStarted
 from hexflow.executors.local.pool import Answer, WorkerPool
-from hexflow.executors.local.process import ShellLauncher
+from hexflow.executors.local.process import ShellLauncher, process_tag, reap_process_tag
 from hexflow.model import Resources, TaskKind
 
 
@@ -131,7 +131,9 @@ class LocalExecutor:
                 )
             )
             return
-        self._report(TaskStarted(launch.token, f"pid:{pid}", time.time()))
+        # Shell tasks run in their own session and would survive a crash of the engine:
+        # their tag is persisted so that ``resume`` can stop them before starting anew.
+        self._report(TaskStarted(launch.token, process_tag(pid), time.time(), persist=True))
 
     def _answered(self, answer: Answer) -> None:
         token, ok, blob, err_type, message, tb, _start = answer
@@ -207,6 +209,9 @@ class LocalExecutor:
             return
         active.limit_reason = which
         self._kill(active, which)
+
+    def reap(self, worker: str) -> bool:
+        return reap_process_tag(worker)
 
     def cancel(self, token: int, reason: str = "cancelled") -> None:
         active = self._active.get(token)

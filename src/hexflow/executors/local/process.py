@@ -14,6 +14,8 @@ import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import psutil
+
 
 @dataclass(eq=False)
 class Child:
@@ -104,3 +106,27 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def process_tag(pid: int) -> str:
+    """``pid:PID:START_TIME``: names a process group leader unambiguously (pids get reused)."""
+    try:
+        created = psutil.Process(pid).create_time()
+    except psutil.Error:
+        created = 0.0
+    return f"pid:{pid}:{created:.3f}"
+
+
+def reap_process_tag(tag: str) -> bool:
+    """Kill the process group named by ``process_tag`` if its leader is still that process."""
+    parts = tag.split(":")
+    if len(parts) != 3 or parts[0] != "pid":
+        return False
+    try:
+        pid = int(parts[1])
+        if f"{psutil.Process(pid).create_time():.3f}" != parts[2]:
+            return False
+    except (ValueError, psutil.Error):
+        return False
+    _signal_group(pid, signal.SIGKILL)
+    return True
