@@ -297,6 +297,7 @@ def test_python_timeout_replaces_worker(tmp_path: Path) -> None:
 def test_worker_crash_is_worker_lost_and_retried(tmp_path: Path) -> None:
     @hx.task(retries=1, backoff=0)
     def crash_once() -> str:
+        print("attempt", os.environ["HEXFLOW_ATTEMPT"], "says hello", flush=True)
         if os.environ["HEXFLOW_ATTEMPT"] == "1":
             os._exit(3)
         return "second try"
@@ -319,6 +320,10 @@ def test_worker_crash_is_worker_lost_and_retried(tmp_path: Path) -> None:
     assert c_rec.state is TaskState.SUCCEEDED
     assert c_rec.attempt == 2
     assert after_crash.result() == "SECOND TRY"
+    # what the crashed attempt printed before it died is kept in its own log
+    logs = Path(make_settings(tmp_path).home) / "runs" / run.id / "logs"
+    assert (logs / f"{c.task_id}.1.out").read_text() == "attempt 1 says hello\n"
+    assert (logs / f"{c.task_id}.2.out").read_text() == "attempt 2 says hello\n"
     k_rec = run.tasks[k.task_id]
     assert k_rec.state is TaskState.FAILED
     assert k_rec.reason == "worker_lost"

@@ -101,14 +101,22 @@ class Engine:
 
     # ---------------------------------------------------------------- entry points
     def create_run(
-        self, name: str, specs: Iterable[TaskSpec], *, workdir: str, run_id: str, config: dict[str, Any]
+        self,
+        name: str,
+        specs: Iterable[TaskSpec],
+        *,
+        workdir: str,
+        run_id: str,
+        config: dict[str, Any],
     ) -> RunRecord:
         """Validate the DAG and persist the run with all its tasks (state PENDING)."""
         dag = WorkflowDAG()
         specs = list(specs)
         dag.add_many(specs)
         self._check_fits(specs)
-        run = RunRecord(id=run_id, name=name, created_at=self._now(), workdir=workdir, config=config)
+        run = RunRecord(
+            id=run_id, name=name, created_at=self._now(), workdir=workdir, config=config
+        )
         self.store.create_run(run, [TaskRecord(run_id=run_id, spec=s) for s in specs])
         return run
 
@@ -397,7 +405,11 @@ class Engine:
         if cancelled or rec.reason == "cancelled":
             self._set(rec, S.CANCELLED)
             self._fail_dependents(rec)
-        elif event.retryable and rec.reason not in _NO_RETRY and rec.attempt <= rec.spec.retry.retries:
+        elif (
+            event.retryable
+            and rec.reason not in _NO_RETRY
+            and rec.attempt <= rec.spec.retry.retries
+        ):
             delay = rec.spec.retry.delay(rec.attempt)
             rec.retry_at = self._now() + delay
             self._set(rec, S.RETRYING)
@@ -444,9 +456,8 @@ class Engine:
         rec.root_cause = root
         rec.reason = "upstream_failed"
         root_rec = self.records.get(root, cause)
-        rec.error = (
-            f"upstream task {root_rec.name!r} {root_rec.state.value}"
-            + (f": {root_rec.error}" if root_rec.error else "")
+        rec.error = f"upstream task {root_rec.name!r} {root_rec.state.value}" + (
+            f": {root_rec.error}" if root_rec.error else ""
         )
         self._set(rec, S.UPSTREAM_FAILED)
         if cascade:

@@ -22,8 +22,8 @@ from hexflow.executors.local.pool import Answer, WorkerPool
 from hexflow.executors.local.process import ShellLauncher, process_tag, reap_process_tag
 from hexflow.model import Resources, TaskKind
 
-
 _ZERO = pickle.dumps(0)
+_WORKER_DIED = "the worker process died while running the task (crash, signal or out of memory)"
 
 
 @dataclass(eq=False)
@@ -172,8 +172,7 @@ class LocalExecutor:
                 ok=False,
                 ended_at=time.time(),
                 reason=reason,
-                error=_limit_message(active, reason)
-                or "the worker process died while running the task (crash, signal or out of memory)",
+                error=_limit_message(active, reason) or _WORKER_DIED,
             )
         )
 

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -28,9 +28,10 @@ class Worker:
     proc: subprocess.Popen[bytes]
     jobs: Connection
     answers: Connection
+    scratch: tuple[int, int]  # the pool's fds on the worker's stdout/stderr scratch files
     token: int | None = None
+    logs: tuple[str, str] | None = None  # log files of the job in hand
     alive: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class WorkerPool:
@@ -66,13 +67,20 @@ class WorkerPool:
         self._count += 1
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        scratch = _scratch_files(self._scratch, self._count)
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "hexflow.executors.local.worker",
-                str(job_r), str(ans_w), self._scratch, str(os.getpid()),
+                sys.executable,
+                "-m",
+                "hexflow.executors.local.worker",
+                str(job_r),
+                str(ans_w),
+                str(os.getpid()),
             ],
             pass_fds=(job_r, ans_w),
             stdin=subprocess.DEVNULL,
+            stdout=scratch[0],
+            stderr=scratch[1],
             start_new_session=True,
             env=env,
             cwd=os.getcwd(),
@@ -84,6 +92,7 @@ class WorkerPool:
             proc=proc,
             jobs=Connection(job_w, readable=False),
             answers=Connection(ans_r, writable=False),
+            scratch=scratch,
         )
         self._all[worker.name] = worker
         self._loop.add_reader(ans_r, self._readable, worker)
@@ -98,6 +107,7 @@ class WorkerPool:
         worker = self._idle.pop() if self._idle else self._spawn()
         token = job[0]
         worker.token = token
+        worker.logs = (job[6], job[7])
         self._by_token[token] = worker
         try:
             worker.jobs.send_bytes(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
@@ -149,6 +159,10 @@ class WorkerPool:
         token = worker.token
         if token is not None:
             self._by_token.pop(token, None)
+            if worker.logs is not None:
+                _salvage(worker.scratch, worker.logs)
+        for fd in worker.scratch:
+            os.close(fd)
         if not self._closing and len(self._all) < self.size:
             self._idle.append(self._spawn())
         if token is not None:
@@ -168,6 +182,8 @@ class WorkerPool:
             except subprocess.TimeoutExpired:
                 _killpg(worker.proc.pid, signal.SIGKILL)
                 worker.proc.wait()
+            for fd in worker.scratch:
+                os.close(fd)
         self._all.clear()
         self._idle.clear()
 
@@ -177,3 +193,23 @@ def _killpg(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _scratch_files(directory: str, n: int) -> tuple[int, int]:
+    """Two anonymous files (created, then unlinked) for a worker's fd 1 and 2."""
+    os.makedirs(directory, exist_ok=True)
+    fds = []
+    for stream in ("out", "err"):
+        path = os.path.join(directory, f"worker-{os.getpid()}-{n}.{stream}")
+        fds.append(os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600))
+        os.unlink(path)  # nothing is left behind, whatever happens to us
+    return fds[0], fds[1]
+
+
+def _salvage(scratch: tuple[int, int], logs: tuple[str, str]) -> None:
+    """Move what a worker that died mid-task had printed for it to the task's logs."""
+    for fd, path in zip(scratch, logs, strict=True):
+        size = os.fstat(fd).st_size
+        if size:
+            with open(path, "ab") as log:
+                log.write(os.pread(fd, size, 0))

@@ -1,6 +1,6 @@
 """A warm worker process for Python tasks: reads jobs from a pipe, calls, answers.
 
-Run as ``python -m hexflow.executors.local.worker READ_FD WRITE_FD SCRATCH [ENGINE_PID]``.
+Run as ``python -m hexflow.executors.local.worker READ_FD WRITE_FD [ENGINE_PID]``.
 Each job is the serialized (function blob, args, kwargs) with TaskRef placeholders plus the
 upstream results; the answer carries the serialized return value, or the exception and its
 traceback. Output of the task (fd 1 and 2, so C code and child processes are captured too)
@@ -42,18 +42,12 @@ def _substitute(value: Any, inputs: Mapping[str, Any]) -> Any:
 
 
 class _Output:
-    """fd 1/2 point at scratch files; after a task, anything written is moved to its logs."""
+    """fd 1/2 are scratch files the pool opened (and keeps open, to salvage what a task
+    printed if the worker dies mid-task); after each task, what it wrote is moved to its
+    log files and the scratch files are emptied."""
 
-    def __init__(self, scratch_dir: str) -> None:
-        os.makedirs(scratch_dir, exist_ok=True)
-        self._fds = []
-        for fd, name in ((1, "out"), (2, "err")):
-            path = os.path.join(scratch_dir, f"worker-{os.getpid()}.{name}")
-            scratch = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.unlink(path)  # anonymous once open: nothing is left behind if we die
-            os.dup2(scratch, fd)
-            os.close(scratch)
-            self._fds.append(fd)
+    def __init__(self) -> None:
+        self._fds = [1, 2]
 
     def collect(self, out_path: str, err_path: str) -> None:
         sys.stdout.flush()
@@ -141,12 +135,12 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def main(read_fd: int, write_fd: int, scratch_dir: str, parent: int | None = None) -> None:
+def main(read_fd: int, write_fd: int, parent: int | None = None) -> None:
     if parent is not None:
         _die_with_parent(parent)
     jobs = Connection(read_fd, writable=False)
     answers = Connection(write_fd, readable=False)
-    output = _Output(scratch_dir)
+    output = _Output()
     while True:
         try:
             message = jobs.recv_bytes()
@@ -157,4 +151,4 @@ def main(read_fd: int, write_fd: int, scratch_dir: str, parent: int | None = Non
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], *map(int, sys.argv[4:5]))
+    main(int(sys.argv[1]), int(sys.argv[2]), *map(int, sys.argv[3:4]))
