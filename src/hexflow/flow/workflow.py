@@ -17,7 +17,7 @@ from hexflow.flow.futures import TaskFuture
 from hexflow.flow.runtime import start_run
 from hexflow.flow.serialize import dumps_call, replace_futures
 from hexflow.model import RunRecord, RunState, TaskKind, TaskRecord, TaskSpec
-from hexflow.model.spec import dedupe, normalize_argv
+from hexflow.model.spec import dedupe, shell_command
 from hexflow.settings import Settings
 
 _current: contextvars.ContextVar[Workflow | None] = contextvars.ContextVar(
@@ -159,9 +159,7 @@ class Workflow:
         )
         if tf.kind is TaskKind.SHELL_BUILDER and not found:
             # The command needs no upstream result: build it now, so errors show up here.
-            argv = normalize_argv(tf.fn(*args, **kwargs), task_id)
-            if opts.use_shell:
-                argv = (" ".join(argv) if len(argv) > 1 else argv[0],)
+            argv = shell_command(tf.fn(*args, **kwargs), opts.use_shell, task_id)
             spec = TaskSpec(kind=TaskKind.SHELL, command=argv, shell=opts.use_shell, **common)
         else:
             payload = dumps_call(tf.blob, args2, kwargs2, task_id)

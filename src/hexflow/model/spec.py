@@ -131,3 +131,18 @@ def normalize_argv(value: object, task_name: str = "task") -> tuple[str, ...]:
     if not argv:
         raise SpecError(f"task {task_name}: the command is empty", task=task_name, field="command")
     return argv
+
+
+def shell_command(value: object, use_shell: bool, task_name: str = "task") -> tuple[str, ...]:
+    """The command a ``@shell`` function returned, as the spec stores it.
+
+    Without ``use_shell``: an argument list (``normalize_argv``). With it: one string for
+    ``/bin/sh -c`` (a returned list is joined with POSIX quoting, so no argument is
+    re-interpreted by the shell).
+    """
+    import shlex
+
+    if use_shell and isinstance(value, str) and value.strip():
+        return (value,)
+    argv = normalize_argv(value, task_name)
+    return (shlex.join(argv),) if use_shell else argv

@@ -1,9 +1,11 @@
-"""LocalExecutor: runs tasks on this machine — Python tasks in warm workers, shell tasks
-as subprocesses — and reports TaskStarted/TaskEnded.
+"""LocalExecutor: runs tasks on this machine in a pool of warm worker processes — a Python
+task is called in a worker, a shell task's command is started and waited for by one (in a
+session of its own) — and reports TaskStarted/TaskEnded.
 
 It binds what the scheduler accounted: GPU ids (``CUDA_VISIBLE_DEVICES`` per task) and time
-limits (timeout and walltime, enforced by killing the process group). A ``@shell`` task
-whose command depends on upstream results first builds its argv in a worker.
+limits (timeout and walltime: a shell command's process group gets SIGTERM, then SIGKILL
+after the grace time; a Python task's worker is killed and replaced). A ``@shell`` task
+whose command depends on upstream results builds it in the worker first.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import math
 import os
 import pickle
+import signal
 import time
 from dataclasses import dataclass
 
@@ -19,7 +22,7 @@ import psutil
 
 from hexflow.executors.base import Launch, Report, TaskEnded, TaskStarted
 from hexflow.executors.local.pool import Answer, WorkerPool
-from hexflow.executors.local.process import ShellLauncher, process_tag, reap_process_tag
+from hexflow.executors.local.process import reap_process_tag
 from hexflow.model import Resources, TaskKind
 
 _ZERO = pickle.dumps(0)
@@ -31,7 +34,7 @@ class _Active:
     launch: Launch
     gpu_ids: list[int]
     timer: asyncio.TimerHandle | None = None
-    phase: str = "python"  # python | build | shell
+    phase: str = "python"  # python | shell
     limit_reason: str | None = None
 
 
@@ -63,20 +66,22 @@ class LocalExecutor:
             scratch_dir=scratch_dir,
             on_answer=self._answered,
             on_lost=self._worker_lost,
+            on_started=self._shell_started,
         )
-        self._shell = ShellLauncher(self._shell_exited, kill_grace=kill_grace)
+        self._grace = kill_grace
 
     def start(self, loop: asyncio.AbstractEventLoop, report: Report) -> None:
         self._loop = loop
         self._report = report
         self._pool.start(loop)
-        self._shell.start(loop)
 
     def submit(self, launch: Launch) -> None:
         assert self._loop is not None and self._report is not None
         gpus = launch.spec.resources.gpus
         gpu_ids, self._free_gpus = self._free_gpus[:gpus], self._free_gpus[gpus:]
+        kind = launch.spec.kind
         active = _Active(launch=launch, gpu_ids=gpu_ids)
+        active.phase = "python" if kind is TaskKind.PYTHON else "shell"
         self._active[launch.token] = active
         env = dict(launch.env)
         env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpu_ids))
@@ -84,11 +89,6 @@ class LocalExecutor:
         limit = launch.spec.time_limit
         if limit is not None:
             active.timer = self._loop.call_later(limit[0], self._time_up, launch.token, limit[1])
-        kind = launch.spec.kind
-        if kind is TaskKind.SHELL or (kind is TaskKind.SHELL_BUILDER and launch.command):
-            self._start_shell(active, launch.command or launch.spec.command or ())
-            return
-        active.phase = "build" if kind is TaskKind.SHELL_BUILDER else "python"
         worker = self._pool.submit(
             (
                 launch.token,
@@ -99,60 +99,48 @@ class LocalExecutor:
                 launch.cwd,
                 launch.stdout,
                 launch.stderr,
+                launch.command or launch.spec.command,
+                launch.spec.shell,
             )
         )
-        self._report(TaskStarted(launch.token, worker, time.time()))
+        if kind is TaskKind.PYTHON:
+            self._report(TaskStarted(launch.token, worker, time.time()))
 
-    def _start_shell(self, active: _Active, argv: tuple[str, ...]) -> None:
+    def _shell_started(self, token: int, pid: int, tag: str) -> None:
         assert self._report is not None
-        launch = active.launch
-        active.phase = "shell"
-        full_env = {**os.environ, **launch.env}
-        try:
-            pid = self._shell.launch(
-                launch.token,
-                argv,
-                shell=launch.spec.shell,
-                env=full_env,
-                cwd=launch.cwd,
-                stdout=launch.stdout,
-                stderr=launch.stderr,
-            )
-        except OSError as exc:
-            self._end(
-                TaskEnded(
-                    launch.token,
-                    ok=False,
-                    ended_at=time.time(),
-                    exit_code=127 if isinstance(exc, FileNotFoundError) else 126,
-                    reason="launch_failed",
-                    error=f"cannot start {argv[0]!r}: {exc.strerror or exc}",
-                    retryable=False,
-                )
-            )
-            return
-        # Shell tasks run in their own session and would survive a crash of the engine:
-        # their tag is persisted so that ``resume`` can stop them before starting anew.
-        self._report(TaskStarted(launch.token, process_tag(pid), time.time(), persist=True))
+        if token in self._active:
+            # The worker kills the command's process group if the engine dies (the worker's
+            # parent-death signal), so the tag need not be persisted before acting on it.
+            self._report(TaskStarted(token, tag, time.time()))
 
     def _answered(self, answer: Answer) -> None:
-        token, ok, blob, err_type, message, tb, _start = answer
+        token, ok, blob, err_type, message, tb, _start, code = answer
         active = self._active.get(token)
         if active is None:
             return
-        if ok and active.phase == "build":
-            argv = tuple(pickle.loads(blob))
-            active.launch.command = argv
-            self._start_shell(active, argv)
-            return
-        if ok:
-            self._end(TaskEnded(token, ok=True, ended_at=time.time(), result=blob))
+        now = time.time()
+        if active.phase == "shell" and err_type is None:
+            self._command_ended(active, code)
+        elif ok:
+            self._end(TaskEnded(token, ok=True, ended_at=now, result=blob))
+        elif err_type == "launch_failed":
+            self._end(
+                TaskEnded(
+                    token,
+                    ok=False,
+                    ended_at=now,
+                    exit_code=code,
+                    reason="launch_failed",
+                    error=message,
+                    retryable=False,
+                )
+            )
         else:
             self._end(
                 TaskEnded(
                     token,
                     ok=False,
-                    ended_at=time.time(),
+                    ended_at=now,
                     result=blob,  # the pickled exception, when it pickles
                     reason="error",
                     error=message,
@@ -161,30 +149,12 @@ class LocalExecutor:
                 )
             )
 
-    def _worker_lost(self, token: int, reason: str) -> None:
-        active = self._active.get(token)
-        if active is None:
-            return
-        reason = active.limit_reason or reason
-        self._end(
-            TaskEnded(
-                token,
-                ok=False,
-                ended_at=time.time(),
-                reason=reason,
-                error=_limit_message(active, reason) or _WORKER_DIED,
-            )
-        )
-
-    def _shell_exited(self, token: int, code: int, kill_reason: str | None) -> None:
-        active = self._active.get(token)
-        if active is None:
-            return
-        if code == 0 and kill_reason is None:
-            # like Parsl's bash_app, a shell task's value is its exit code
+    def _command_ended(self, active: _Active, code: int) -> None:
+        token = active.launch.token
+        if code == 0 and active.limit_reason is None:
             self._end(TaskEnded(token, ok=True, ended_at=time.time(), exit_code=0, result=_ZERO))
             return
-        reason = kill_reason or "exit_code"
+        reason = active.limit_reason or "exit_code"
         error = _limit_message(active, reason) or (
             f"command exited with code {code}"
             if code >= 0
@@ -199,6 +169,21 @@ class LocalExecutor:
                 reason=reason,
                 error=error,
                 traceback=_tail(active.launch.stderr),
+            )
+        )
+
+    def _worker_lost(self, token: int, reason: str) -> None:
+        active = self._active.get(token)
+        if active is None:
+            return
+        reason = active.limit_reason or reason
+        self._end(
+            TaskEnded(
+                token,
+                ok=False,
+                ended_at=time.time(),
+                reason=reason,
+                error=_limit_message(active, reason) or _WORKER_DIED,
             )
         )
 
@@ -219,10 +204,13 @@ class LocalExecutor:
             self._kill(active, reason)
 
     def _kill(self, active: _Active, reason: str) -> None:
-        if active.phase == "shell":
-            self._shell.kill(active.launch.token, reason)
-        else:
-            self._pool.kill(active.launch.token, reason)
+        token = active.launch.token
+        if active.phase == "shell" and self._pool.signal_child(token, signal.SIGTERM):
+            # SIGTERM first, so the command can save its state; SIGKILL after the grace time
+            assert self._loop is not None
+            self._loop.call_later(self._grace, self._pool.signal_child, token, signal.SIGKILL)
+        else:  # a Python task, or a command still being built: the worker goes
+            self._pool.kill(token, reason)
 
     def _end(self, event: TaskEnded) -> None:
         assert self._report is not None
@@ -234,7 +222,6 @@ class LocalExecutor:
         self._report(event)
 
     def shutdown(self) -> None:
-        self._shell.shutdown()
         self._pool.shutdown()
         for active in self._active.values():
             if active.timer is not None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from hexflow.executors.local.process import signal_group
+
 Answer = tuple[Any, ...]
 
 
@@ -31,6 +33,7 @@ class Worker:
     scratch: tuple[int, int]  # the pool's fds on the worker's stdout/stderr scratch files
     token: int | None = None
     logs: tuple[str, str] | None = None  # log files of the job in hand
+    child: int | None = None  # pid of the shell command the job in hand started
     alive: bool = True
 
 
@@ -41,6 +44,7 @@ class WorkerPool:
         scratch_dir: str,
         on_answer: Callable[[Answer], None],
         on_lost: Callable[[int, str], None],
+        on_started: Callable[[int, int, str], None] | None = None,
         max_size: int | None = None,
     ) -> None:
         self.size = max(1, size)
@@ -48,6 +52,7 @@ class WorkerPool:
         self._scratch = scratch_dir
         self._on_answer = on_answer
         self._on_lost = on_lost
+        self._on_started = on_started
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: list[Worker] = []
         self._all: dict[str, Worker] = {}
@@ -120,7 +125,7 @@ class WorkerPool:
         worker = self._by_token.get(token)
         if worker is None:
             return False
-        _killpg(worker.proc.pid, signal.SIGKILL)
+        signal_group(worker.proc.pid, signal.SIGKILL)
         self._lose(worker, reason)
         return True
 
@@ -128,15 +133,29 @@ class WorkerPool:
         worker = self._by_token.get(token)
         return worker.proc.pid if worker else None
 
+    def signal_child(self, token: int, sig: int) -> bool:
+        """Signal the process group of the shell command running for ``token``, if any."""
+        worker = self._by_token.get(token)
+        if worker is None or worker.child is None:
+            return False
+        signal_group(worker.child, sig)
+        return True
+
     def _readable(self, worker: Worker) -> None:
         try:
             while worker.answers.poll():
-                answer = pickle.loads(worker.answers.recv_bytes())
-                self._by_token.pop(answer[0], None)
+                message = pickle.loads(worker.answers.recv_bytes())
+                if message[0] == "S":  # a shell command started: ("S", token, pid, tag)
+                    worker.child = message[2]
+                    if self._on_started is not None:
+                        self._on_started(message[1], message[2], message[3])
+                    continue
+                self._by_token.pop(message[0], None)
                 worker.token = None
+                worker.child = None
                 if worker.alive:
                     self._idle.append(worker)
-                self._on_answer(answer)
+                self._on_answer(message)
         except (EOFError, OSError):
             self._lose(worker, "worker_lost")
 
@@ -144,11 +163,13 @@ class WorkerPool:
         if not worker.alive:
             return
         worker.alive = False
+        if worker.child is not None:  # its shell command runs in a session of its own
+            signal_group(worker.child, signal.SIGKILL)
         assert self._loop is not None
         self._loop.remove_reader(worker.answers.fileno())
         for conn in (worker.jobs, worker.answers):
             conn.close()
-        _killpg(worker.proc.pid, signal.SIGKILL)
+        signal_group(worker.proc.pid, signal.SIGKILL)
         try:
             worker.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -171,6 +192,8 @@ class WorkerPool:
     def shutdown(self) -> None:
         self._closing = True
         for worker in list(self._all.values()):
+            if worker.child is not None:
+                signal_group(worker.child, signal.SIGKILL)
             if self._loop is not None and worker.alive:
                 self._loop.remove_reader(worker.answers.fileno())
             worker.alive = False
@@ -180,19 +203,12 @@ class WorkerPool:
             try:
                 worker.proc.wait(timeout=2)
             except subprocess.TimeoutExpired:
-                _killpg(worker.proc.pid, signal.SIGKILL)
+                signal_group(worker.proc.pid, signal.SIGKILL)
                 worker.proc.wait()
             for fd in worker.scratch:
                 os.close(fd)
         self._all.clear()
         self._idle.clear()
-
-
-def _killpg(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _scratch_files(directory: str, n: int) -> tuple[int, int]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -22,10 +24,12 @@ from typing import Any
 
 import cloudpickle
 
+from hexflow.executors.local.process import process_tag, signal_group
 from hexflow.model.refs import TaskRef
-from hexflow.model.spec import normalize_argv
+from hexflow.model.spec import shell_command
 
-PYTHON, SHELL_BUILDER = "python", "shell_builder"
+PYTHON, SHELL, SHELL_BUILDER = "python", "shell", "shell_builder"
+_ZERO = pickle.dumps(0)  # like Parsl's bash_app, a shell task's value is its exit code
 _FUNCTIONS: dict[bytes, Any] = {}  # deserialized task functions, by their serialized form
 
 
@@ -64,8 +68,14 @@ class _Output:
             os.lseek(fd, 0, os.SEEK_SET)
 
 
-def run_job(job: tuple[Any, ...], output: _Output | None) -> tuple[Any, ...]:
-    token, kind, payload, inputs, env, cwd, out_path, err_path = job
+def run_job(
+    job: tuple[Any, ...], output: _Output | None, answers: Connection | None = None
+) -> tuple[Any, ...]:
+    """Run one job; the answer is (token, ok, blob, error type, message, traceback, start,
+    exit code). Shell jobs send ("S", token, pid, tag) on ``answers`` once started."""
+    token, kind, payload, inputs, env, cwd, out_path, err_path, command, use_shell = job
+    if kind == SHELL:
+        return run_command(token, tuple(command), use_shell, env, cwd, out_path, err_path, answers)
     saved_env = {k: os.environ.get(k) for k in env}
     saved_cwd = os.getcwd()
     start = time.time()
@@ -85,8 +95,18 @@ def run_job(job: tuple[Any, ...], output: _Output | None) -> tuple[Any, ...]:
             kwargs = _substitute(kwargs, values)
         value = fn(*args, **kwargs)
         if kind == SHELL_BUILDER:
-            value = _as_argv(value)
-        answer: tuple[Any, ...] = (token, True, cloudpickle.dumps(value), None, None, None, start)
+            command = shell_command(value, use_shell, str(token))
+        else:
+            answer: tuple[Any, ...] = (
+                token,
+                True,
+                cloudpickle.dumps(value),
+                None,
+                None,
+                None,
+                start,
+                None,
+            )
     except BaseException as exc:  # noqa: BLE001 - the task's failure is the answer
         tb = traceback.format_exc()
         try:
@@ -94,11 +114,12 @@ def run_job(job: tuple[Any, ...], output: _Output | None) -> tuple[Any, ...]:
             pickle.loads(blob)
         except Exception:
             blob = None
-        answer = (token, False, blob, type(exc).__name__, _one_line(exc), tb, start)
+        name, message = type(exc).__name__, _one_line(exc)
+        if isinstance(exc, SystemExit | KeyboardInterrupt):
+            name, message = "SystemExit", f"task called exit: {exc}"
+        answer = (token, False, blob, name, message, tb, start, None)
         if output is not None:
             sys.stderr.write(tb)
-        if isinstance(exc, SystemExit | KeyboardInterrupt):
-            answer = answer[:3] + ("SystemExit", f"task called exit: {exc}", tb, start)
     finally:
         for key, old in saved_env.items():
             if old is None:
@@ -109,11 +130,70 @@ def run_job(job: tuple[Any, ...], output: _Output | None) -> tuple[Any, ...]:
             os.chdir(saved_cwd)
         if output is not None:
             output.collect(out_path, err_path)
+    if kind == SHELL_BUILDER and command is not None:
+        return run_command(token, command, use_shell, env, cwd, out_path, err_path, answers)
     return answer
 
 
-def _as_argv(value: Any) -> list[str]:
-    return list(normalize_argv(value))
+def run_command(
+    token: int,
+    command: tuple[str, ...],
+    use_shell: bool,
+    env: Mapping[str, str],
+    cwd: str | None,
+    out_path: str,
+    err_path: str,
+    answers: Connection | None,
+) -> tuple[Any, ...]:
+    """Run a shell task's command in its own session and wait for it.
+
+    An argument list, never a shell unless the spec asked for one. The group leader's pid and
+    tag go to the engine first, so it can signal the group (time limits, cancel) and record it.
+    """
+    start = time.time()
+    _command_mode(True)
+    try:
+        return _run_command(token, command, use_shell, env, cwd, out_path, err_path, answers, start)
+    finally:
+        _command_mode(False)
+
+
+def _run_command(
+    token: int,
+    command: tuple[str, ...],
+    use_shell: bool,
+    env: Mapping[str, str],
+    cwd: str | None,
+    out_path: str,
+    err_path: str,
+    answers: Connection | None,
+    start: float,
+) -> tuple[Any, ...]:
+    try:
+        with open(out_path, "ab") as out, open(err_path, "ab") as err:
+            proc = subprocess.Popen(  # noqa: S603 - argv list; a shell only on explicit request
+                command[0] if use_shell else list(command),
+                shell=use_shell,  # noqa: S602
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env={**os.environ, **env},
+                cwd=cwd or None,
+                start_new_session=True,
+            )
+    except OSError as exc:
+        code = 127 if isinstance(exc, FileNotFoundError) else 126
+        message = f"cannot start {command[0]!r}: {exc.strerror or exc}"
+        return (token, False, None, "launch_failed", message, None, start, code)
+    _command["child"] = proc.pid
+    if _command["orphaned"]:  # the engine died while we were starting the command
+        signal_group(proc.pid, signal.SIGKILL)
+        os._exit(1)
+    if answers is not None:
+        answers.send_bytes(pickle.dumps(("S", token, proc.pid, process_tag(proc.pid))))
+    code = proc.wait()
+    signal_group(proc.pid, signal.SIGKILL)  # the leader is gone: stragglers go with it
+    return (token, code == 0, _ZERO if code == 0 else None, None, None, None, start, code)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -121,18 +201,47 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) < 2000 else text[:2000] + "..."
 
 
+_PR_SET_PDEATHSIG = 1
+_prctl: Any = None
+_command: dict[str, Any] = {"running": False, "child": None, "orphaned": False}
+
+
 def _die_with_parent(parent: int) -> None:
-    """Linux: have the kernel SIGKILL this worker when the engine process dies."""
+    """Linux: have the kernel signal this worker when the engine process dies.
+
+    SIGKILL while a Python task runs (it stops at once, even inside C code); SIGTERM while a
+    shell command runs, whose handler kills the command's process group (a session of its
+    own, which would otherwise outlive the engine) before the worker exits.
+    """
+    global _prctl
     try:
         import ctypes
-        import signal
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        _prctl = ctypes.CDLL(None, use_errno=True).prctl
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
+        _prctl = None
         return
+    signal.signal(signal.SIGTERM, _on_term)
     if os.getppid() != parent:  # the engine died before the request took effect
         os._exit(1)
+
+
+def _on_term(signum: int, frame: Any) -> None:
+    if not _command["running"]:
+        os._exit(128 + signum)
+    _command["orphaned"] = True
+    if _command["child"] is not None:
+        signal_group(_command["child"], signal.SIGKILL)
+        os._exit(128 + signum)
+    # Popen is under way: run_command kills the child as soon as its pid is known
+
+
+def _command_mode(on: bool) -> None:
+    _command["running"] = on
+    _command["child"] = None
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM if on else signal.SIGKILL, 0, 0, 0)
 
 
 def main(read_fd: int, write_fd: int, parent: int | None = None) -> None:
@@ -147,7 +256,8 @@ def main(read_fd: int, write_fd: int, parent: int | None = None) -> None:
         except (EOFError, OSError):
             return
         job = pickle.loads(message)
-        answers.send_bytes(pickle.dumps(run_job(job, output), protocol=pickle.HIGHEST_PROTOCOL))
+        answer = run_job(job, output, answers)
+        answers.send_bytes(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 if __name__ == "__main__":
