@@ -201,3 +201,34 @@ def test_unopenable_database_raises_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open the store at") as info:
         SqlStore(sqlite_url(tmp_path))
     assert info.value.hint is not None and "HEXFLOW_DB" in info.value.hint
+
+
+def test_an_older_schema_is_upgraded_in_place_without_losing_data(tmp_path: Path) -> None:
+    """A store written at revision 0001 (before task joins) opens and keeps its rows."""
+    import sqlite3
+
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    path = tmp_path / "old.db"
+    engine = create_engine(sqlite_url(path))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.exec_driver_sql(
+            "INSERT INTO runs (id, name, state, created_at, workdir, cancel_requested, config) "
+            "VALUES ('r1', 'old', 'succeeded', 1.0, '/tmp', 0, '{}')"
+        )
+    engine.dispose()
+    store = SqlStore(sqlite_url(path))
+    try:
+        assert store.get_run("r1").name == "old"
+    finally:
+        store.close()
+    with sqlite3.connect(path) as db:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(tasks)")}
+        version = db.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+    assert "join_id" in columns and version == SCHEMA_HEAD

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -94,6 +95,7 @@ class Engine:
         self._cancel_tokens: set[int] = set()
         self._turn_scheduled = False
         self._counts: dict[str, int] = {}
+        self._joins: dict[str, list[str]] = {}  # spawned task -> tasks waiting for its result
         self._last_progress = 0.0
         self._started = 0.0
         self._done: asyncio.Future[RunRecord] | None = None
@@ -151,8 +153,11 @@ class Engine:
 
     def add_tasks(self, specs: Iterable[TaskSpec]) -> None:
         """Grow the running DAG (call from the engine's loop). Atomic: all or nothing."""
+        self._grow(list(specs))
+        self._wake()
+
+    def _grow(self, specs: list[TaskSpec]) -> None:
         assert self.run_record is not None
-        specs = list(specs)
         self._check_fits(specs)  # before the DAG changes: a rejected batch leaves no trace
         self.dag.add_many(specs)
         for spec in specs:
@@ -161,7 +166,6 @@ class Engine:
             self._new.append(rec)
             self._count(None, rec.state)
             self._settle_pending(rec)
-        self._wake()
 
     # ---------------------------------------------------------------- loading
     def _load(self, run_id: str, retry_failed: bool) -> None:
@@ -185,7 +189,9 @@ class Engine:
         self._started = now
         for rec in records:
             self.records[rec.id] = rec
-            if rec.state.in_flight:  # lost in flight by a crash: requeue, not counted
+            if rec.join and rec.state is S.RUNNING:  # its code ran; it waits for a spawned task
+                self._joins.setdefault(rec.join, []).append(rec.id)
+            elif rec.state.in_flight:  # lost in flight by a crash: requeue, not counted
                 if rec.worker:
                     self.executor.reap(rec.worker)  # what the dead engine left running
                 rec.set_state(S.READY)
@@ -207,6 +213,9 @@ class Engine:
                 self._enqueue(rec)
             elif rec.state is S.PENDING:
                 self._settle_pending(rec)
+        for target in list(self._joins):
+            if self.records[target].state.terminal:  # it ended before the crash
+                self._resolve_joins(self.records[target])
 
     def _check_fits(self, specs: Iterable[TaskSpec]) -> None:
         cap = self.executor.capacity
@@ -294,6 +303,27 @@ class Engine:
         rec.set_state(state)
         self._count(old, state)
         self._dirty[rec.id] = rec
+        if self._joins and state.terminal and rec.id in self._joins:
+            self._resolve_joins(rec)
+
+    def _resolve_joins(self, target: TaskRecord) -> None:
+        """A spawned task ended: the tasks that returned its future end the same way."""
+        for parent_id in self._joins.pop(target.id, ()):
+            parent = self.records[parent_id]
+            if parent.state is not S.RUNNING:
+                continue  # cancelled while it waited
+            parent.ended_at = target.ended_at or self._now()
+            if target.state is S.SUCCEEDED:
+                parent.result = target.result
+                self._succeeded(parent)
+                continue
+            parent.reason = "upstream_failed"
+            parent.root_cause = target.root_cause or target.id
+            parent.error = f"spawned task {target.name!r} {target.state.value}" + (
+                f": {target.error}" if target.error else ""
+            )
+            self._set(parent, S.FAILED)
+            self._fail_dependents(parent)
 
     def _count(self, old: TaskState | None, new: TaskState) -> None:
         c = self._counts
@@ -394,8 +424,15 @@ class Engine:
         cancelled = event.token in self._cancel_tokens
         self._cancel_tokens.discard(event.token)
         if event.ok and not cancelled:
-            rec.result = event.result
             rec.reason = rec.error = rec.traceback = None
+            if event.spawned and not self._spawn(rec, event):
+                return
+            if event.join:  # the result is the spawned task's: wait for it, still RUNNING
+                rec.join = event.join
+                self._dirty[rec.id] = rec
+                self._joins.setdefault(event.join, []).append(rec.id)
+                return
+            rec.result = event.result
             self._succeeded(rec)
             return
         rec.reason = "cancelled" if cancelled else event.reason
@@ -418,6 +455,20 @@ class Engine:
         else:
             self._set(rec, S.FAILED)
             self._fail_dependents(rec)
+
+    def _spawn(self, parent: TaskRecord, event: TaskEnded) -> bool:
+        """Add the tasks ``parent`` created while it ran; a bad batch fails the parent."""
+        assert event.spawned is not None
+        specs = pickle.loads(event.spawned)  # written by our own worker, not by a user
+        try:
+            self._grow(specs)
+        except SpecError as exc:
+            parent.reason = "error"
+            parent.error = f"the tasks it spawned were rejected: {exc}"
+            self._set(parent, S.FAILED)
+            self._fail_dependents(parent)
+            return False
+        return True
 
     def _retry_due(self, task_id: str) -> None:
         def apply() -> None:
@@ -493,6 +544,11 @@ class Engine:
     def cancel_task(self, task_id: str) -> None:
         rec = self.records[task_id]
         if rec.state.terminal:
+            return
+        if rec.join and rec.state is S.RUNNING:  # waiting for a spawned task
+            rec.reason, rec.error = "cancelled", "cancelled by request"
+            self._set(rec, S.CANCELLED)
+            self._fail_dependents(rec)
             return
         if rec.state.in_flight:
             token = self._token_of.get(task_id)

@@ -47,6 +47,8 @@ class TaskEnded:
     error: str | None = None
     traceback: str | None = None
     retryable: bool = True
+    spawned: bytes | None = None  # pickled TaskSpecs the task created while it ran
+    join: str | None = None  # the spawned task whose result becomes this task's result
     extra: dict[str, object] = field(default_factory=dict)
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 class TaskFuture:
     __slots__ = ("workflow", "task_id", "name")
+    _hexflow_future = True  # how a worker recognises a returned future (a join)
 
     def __init__(self, workflow: Workflow, task_id: str, name: str) -> None:
         self.workflow = workflow

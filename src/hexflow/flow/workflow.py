@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hexflow.errors import HexflowError, SpecError
+from hexflow.executors import taskcontext
 from hexflow.flow.decorators import TaskFunction
 from hexflow.flow.futures import TaskFuture
 from hexflow.flow.runtime import start_run
@@ -29,6 +30,12 @@ _NAME_OK = re.compile(r"^[A-Za-z0-9_.\-]+$")
 def current_workflow(task_name: str) -> Workflow:
     wf = _current.get()
     if wf is None:
+        context = taskcontext.current()
+        if context is not None:  # called inside a running task: the DAG grows
+            if context.workflow is None:
+                context.workflow = SpawnedTasks(context)
+            spawned: Workflow = context.workflow
+            return spawned
         raise HexflowError(
             f"task {task_name!r} was called outside a workflow",
             hint="call tasks inside `with hx.Workflow('name') as wf:`; "
@@ -221,3 +228,29 @@ class Workflow:
     @property
     def tasks(self) -> Mapping[str, TaskSpec]:
         return self.specs
+
+
+class SpawnedTasks(Workflow):
+    """Task calls made inside a running task: they become new tasks of the same run.
+
+    Ids are prefixed with the parent's id (``parent.name-1``). The parent may return one
+    of these futures: its own result is then that task's result, once it has run.
+    """
+
+    def __init__(self, context: taskcontext.TaskContext) -> None:
+        super().__init__(f"spawned-by-{context.task_id}")
+        self._context = context
+
+    def _new_id(self, name: str) -> str:
+        return f"{self._context.task_id}.{super()._new_id(name)}"
+
+    def add_spec(self, spec: TaskSpec) -> TaskFuture:
+        future = super().add_spec(spec)
+        self._context.spawned.append(spec)
+        return future
+
+    def run(self, *, settings: Settings | None = None) -> Run:
+        raise HexflowError(
+            "tasks spawned inside a task run in the parent's run, not on their own",
+            hint="return the spawned future from the task to wait for its result",
+        )

@@ -33,6 +33,7 @@ class TaskRecord:
     cache_key: str | None = None
     cached: bool = False
     worker: str | None = None
+    join: str | None = None  # a spawned task whose result becomes this task's result
 
     @property
     def id(self) -> str:
@@ -77,6 +78,7 @@ class TaskRecord:
             "root_cause": self.root_cause,
             "cached": self.cached,
             "worker": self.worker,
+            "join": self.join,
         }
 
 

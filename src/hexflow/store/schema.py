@@ -19,7 +19,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 
 metadata = MetaData()
 
@@ -62,6 +62,7 @@ tasks = Table(
     Column("cache_key", String(128)),
     Column("cached", Boolean, nullable=False, default=False),
     Column("worker", String(128)),
+    Column("join_id", String(256)),
     Index("ix_tasks_run_state", "run_id", "state"),
     Index("ix_tasks_cache_key", "cache_key"),
 )

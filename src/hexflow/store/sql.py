@@ -274,6 +274,7 @@ _MUTABLE_TASK_COLUMNS = (
     "cache_key",
     "cached",
     "worker",
+    "join_id",
 )
 
 
@@ -296,6 +297,7 @@ def _mutable_row(t: TaskRecord) -> dict[str, Any]:
         "cache_key": t.cache_key,
         "cached": t.cached,
         "worker": t.worker,
+        "join_id": t.join,
     }
 
 
@@ -324,6 +326,7 @@ def _task_from_row(row: Any, spec: TaskSpec | None = None) -> TaskRecord:
         cache_key=row["cache_key"],
         cached=bool(row["cached"]),
         worker=row["worker"],
+        join=row["join_id"],
     )
 
 

@@ -114,7 +114,7 @@ class LocalExecutor:
             self._report(TaskStarted(token, tag, time.time()))
 
     def _answered(self, answer: Answer) -> None:
-        token, ok, blob, err_type, message, tb, _start, code = answer
+        token, ok, blob, err_type, message, tb, _start, code, spawned, join = answer
         active = self._active.get(token)
         if active is None:
             return
@@ -122,7 +122,9 @@ class LocalExecutor:
         if active.phase == "shell" and err_type is None:
             self._command_ended(active, code)
         elif ok:
-            self._end(TaskEnded(token, ok=True, ended_at=now, result=blob))
+            self._end(
+                TaskEnded(token, ok=True, ended_at=now, result=blob, spawned=spawned, join=join)
+            )
         elif err_type == "launch_failed":
             self._end(
                 TaskEnded(

@@ -24,7 +24,9 @@ from typing import Any
 
 import cloudpickle
 
+from hexflow.executors import taskcontext
 from hexflow.executors.local.process import process_tag, signal_group
+from hexflow.executors.taskcontext import TaskContext
 from hexflow.model.refs import TaskRef
 from hexflow.model.spec import shell_command
 
@@ -93,20 +95,15 @@ def run_job(
             values = {k: pickle.loads(v) for k, v in inputs.items()}
             args = _substitute(args, values)
             kwargs = _substitute(kwargs, values)
-        value = fn(*args, **kwargs)
+        context = taskcontext.enter(env.get("HEXFLOW_TASK_ID", str(token)))
+        try:
+            value = fn(*args, **kwargs)
+        finally:
+            taskcontext.leave()
         if kind == SHELL_BUILDER:
             command = shell_command(value, use_shell, str(token))
         else:
-            answer: tuple[Any, ...] = (
-                token,
-                True,
-                cloudpickle.dumps(value),
-                None,
-                None,
-                None,
-                start,
-                None,
-            )
+            answer: tuple[Any, ...] = _python_answer(token, value, context, start)
     except BaseException as exc:  # noqa: BLE001 - the task's failure is the answer
         tb = traceback.format_exc()
         try:
@@ -117,7 +114,7 @@ def run_job(
         name, message = type(exc).__name__, _one_line(exc)
         if isinstance(exc, SystemExit | KeyboardInterrupt):
             name, message = "SystemExit", f"task called exit: {exc}"
-        answer = (token, False, blob, name, message, tb, start, None)
+        answer = (token, False, blob, name, message, tb, start, None, None, None)
         if output is not None:
             sys.stderr.write(tb)
     finally:
@@ -133,6 +130,17 @@ def run_job(
     if kind == SHELL_BUILDER and command is not None:
         return run_command(token, command, use_shell, env, cwd, out_path, err_path, answers)
     return answer
+
+
+def _python_answer(token: int, value: Any, context: TaskContext, start: float) -> tuple[Any, ...]:
+    """(token, ok, result, -, -, -, start, exit code, spawned specs, join target)."""
+    spawned = pickle.dumps(context.spawned) if context.spawned else None
+    join = getattr(value, "task_id", None) if getattr(value, "_hexflow_future", False) else None
+    if join is not None:
+        if join not in {spec.id for spec in context.spawned}:
+            raise ValueError(f"a task may return the future of a task it spawned, not {join!r}")
+        return (token, True, None, None, None, None, start, None, spawned, join)
+    return (token, True, cloudpickle.dumps(value), None, None, None, start, None, spawned, None)
 
 
 def run_command(
@@ -184,7 +192,7 @@ def _run_command(
     except OSError as exc:
         code = 127 if isinstance(exc, FileNotFoundError) else 126
         message = f"cannot start {command[0]!r}: {exc.strerror or exc}"
-        return (token, False, None, "launch_failed", message, None, start, code)
+        return (token, False, None, "launch_failed", message, None, start, code, None, None)
     _command["child"] = proc.pid
     if _command["orphaned"]:  # the engine died while we were starting the command
         signal_group(proc.pid, signal.SIGKILL)
@@ -193,7 +201,8 @@ def _run_command(
         answers.send_bytes(pickle.dumps(("S", token, proc.pid, process_tag(proc.pid))))
     code = proc.wait()
     signal_group(proc.pid, signal.SIGKILL)  # the leader is gone: stragglers go with it
-    return (token, code == 0, _ZERO if code == 0 else None, None, None, None, start, code)
+    result = _ZERO if code == 0 else None
+    return (token, code == 0, result, None, None, None, start, code, None, None)
 
 
 def _one_line(exc: BaseException) -> str:
