@@ -13,6 +13,7 @@ import pytest
 import hexflow as hx
 from hexflow.errors import SpecError, WorkflowFileError
 from hexflow.flow.yamlspec import load_workflow
+from hexflow.settings import Settings
 from hexflow.model import QoS, TaskKind
 from hexflow.settings import Settings
 
@@ -434,17 +435,58 @@ def test_undeclared_param_may_be_given_when_used(tmp_path: Path) -> None:
     assert load_workflow(path, {"who": "me"}).specs["a"].command == ("echo", "me")
 
 
-def test_shell_command_gets_quoted_params(tmp_path: Path) -> None:
+def test_shell_command_params_go_through_the_environment(tmp_path: Path) -> None:
     text = """
     name: s
     params: {msg: "a b; rm -rf x"}
     tasks:
       a:
         shell: true
-        command: echo ${msg} > out.txt
+        command: 'echo ${msg} "got: ${msg}" > out.txt'
     """
     spec = load_workflow(write(tmp_path, text)).specs["a"]
-    assert spec.shell and spec.command == ("echo 'a b; rm -rf x' > out.txt",)
+    assert spec.shell
+    assert spec.command == (
+        'echo "${HEXFLOW_PARAM_msg}" "got: ${HEXFLOW_PARAM_msg}" > out.txt',
+    )
+    assert spec.env["HEXFLOW_PARAM_msg"] == "a b; rm -rf x"
+
+
+@pytest.mark.parametrize(
+    "payload", ["$(touch {pwned})", "`touch {pwned}`", "'; touch {pwned}; '", '"; touch {pwned}; "']
+)
+def test_shell_params_cannot_inject_commands(tmp_path: Path, payload: str) -> None:
+    pwned = tmp_path / "pwned"
+    text = """
+    name: inj
+    params: {msg: x}
+    tasks:
+      a:
+        shell: true
+        command: 'echo "got: ${msg}" and ${msg} > out.txt'
+    """
+    wf = load_workflow(
+        write(tmp_path, text), params={"msg": payload.format(pwned=pwned)}, workdir=tmp_path
+    )
+    settings = Settings.from_env(env={"HEXFLOW_HOME": str(tmp_path / ".hexflow")}, cwd=tmp_path)
+    run = wf.run(settings=settings)
+    assert run.ok, run
+    assert not pwned.exists()
+    expected = payload.format(pwned=pwned)
+    assert (tmp_path / "out.txt").read_text() == f"got: {expected} and {expected}\n"
+
+
+def test_shell_param_inside_single_quotes_is_an_error(tmp_path: Path) -> None:
+    text = """
+    name: s
+    params: {msg: hi}
+    tasks:
+      a:
+        shell: true
+        command: "echo 'literal ${msg}'"
+    """
+    with pytest.raises(WorkflowFileError, match="inside single quotes"):
+        load_workflow(write(tmp_path, text))
 
 
 def test_yaml_merge_keys_and_anchors(tmp_path: Path) -> None:

@@ -80,6 +80,7 @@ class _Loader:
         self.default_values: dict[str, Any] = {}
         self.default_at: dict[str, Where] = {}
         self.dep_at: dict[tuple[str, str], Where] = {}  # (task, dependency) -> where listed
+        self.shell_params: dict[str, str] = {}  # HEXFLOW_PARAM_* of the task being read
 
     # ------------------------------------------------------------------ errors
     def error(
@@ -269,7 +270,14 @@ class _Loader:
                 self.fail(node.line if node else 1, "params", msg, hint)
 
     def substitute(self, text: str, line: int, where: str, quote: bool = False) -> str:
-        """``${name}`` replaced by the parameter's value (shell-quoted if ``quote``)."""
+        """``${name}`` replaced by the parameter's value.
+
+        With ``quote`` (a ``shell: true`` command) the value never enters the script text:
+        the reference becomes one to an environment variable ``HEXFLOW_PARAM_name`` set for
+        the task, which the shell expands without parsing it again (no injection, whatever
+        the value and wherever the reference stands, except inside single quotes, where the
+        shell would not expand it: that is an error).
+        """
 
         def replace(match: re.Match[str]) -> str:
             escaped, key, closed = match.groups()
@@ -287,7 +295,15 @@ class _Loader:
             if value is None:
                 self.fail(line, where, f"parameter ${{{key}}} has no value", f"pass -p {key}=...")
             self.used.add(key)
-            return shlex.quote(value) if quote else value
+            if not quote:
+                return value
+            state = _quote_state(text, match.start())
+            if state == "'":
+                hint = "move ${...} out of the single quotes, e.g. 'abc'\"${x}\"'def'"
+                self.fail(line, where, f"${{{key}}} inside single quotes is not expanded", hint)
+            self.shell_params[f"HEXFLOW_PARAM_{key}"] = value
+            ref = "${HEXFLOW_PARAM_" + key + "}"
+            return ref if state == '"' else f'"{ref}"'
 
         return _REF.sub(replace, text)
 
@@ -359,6 +375,7 @@ class _Loader:
         if "command" not in fields:
             hint = "give `command:` as a list of arguments or as one string"
             self.fail(line, f"{prefix}.command", "missing: a task needs a command", hint)
+        self.shell_params = {}
         command = self.command(fields["command"], f"{prefix}.command", get("shell", False))
         deps: dict[str, None] = {}
         for key in ("depends_on", "after"):
@@ -382,7 +399,8 @@ class _Loader:
             TaskSpec, at, id=name, name=name, kind=TaskKind.SHELL, command=command,
             shell=get("shell", False), resources=resources, qos=get("qos", QoS.REGULAR),
             deps=tuple(deps), retry=retry, timeout=get("timeout"), deadline=get("deadline"),
-            cache=get("cache", False), checkpoint=get("checkpoint", False), env=get("env", {}),
+            cache=get("cache", False), checkpoint=get("checkpoint", False),
+            env={**get("env", {}), **self.shell_params},
             cwd=get("cwd"),
         )  # fmt: skip
 
@@ -434,3 +452,21 @@ class _Loader:
                     order[name] = specs[name]
             pending = [name for name in pending if name not in order]
         return list(order.values())
+
+
+def _quote_state(text: str, end: int) -> str:
+    """The POSIX shell quoting in force at ``text[end]``: ``'``, ``"`` or ``""`` (none)."""
+    state, i = "", 0
+    while i < end:
+        ch = text[i]
+        if state == "'":
+            if ch == "'":
+                state = ""
+        elif ch == "\\":
+            i += 1  # the next character is escaped (outside single quotes)
+        elif ch == "'" and state == "":
+            state = "'"
+        elif ch == '"':
+            state = "" if state == '"' else '"'
+        i += 1
+    return state
