@@ -168,3 +168,43 @@ def test_real_subprocess_entry_point(tmp_path: Path, hx_env: dict[str, str]) -> 
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["ok"] is True
+
+
+def test_home_is_private_and_runs_use_the_current_directory(
+    tmp_path: Path, hx_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state" / "hx"
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "wf.yaml").write_text("name: p\ntasks:\n  a:\n    command: [touch, here.txt]\n")
+    monkeypatch.chdir(project)
+    result = CliRunner().invoke(
+        app, ["--home", str(state), "run", "wf.yaml", "--json"], env=hx_env, catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert (project / "here.txt").exists()  # not in the parent of the home
+    assert (state.stat().st_mode & 0o777) == 0o700
+
+
+def test_error_in_a_script_is_reported_as_the_scripts(cli, tmp_path: Path) -> None:  # noqa: ANN001
+    path = tmp_path / "bad.py"
+    path.write_text("import hexflow as hx\nundefined_name + 1\n")
+    code, output = cli("run", str(path))
+    assert code == 2
+    assert "raised NameError" in output and "bad.py" in output and "internal error" not in output
+
+
+def test_follow_prints_every_byte_once(cli, tmp_path: Path) -> None:  # noqa: ANN001
+    script = tmp_path / "utf.py"
+    script.write_text(
+        "import hexflow as hx\n"
+        "@hx.task\n"
+        "def talk():\n"
+        "    print('héllo wörld ✓' * 3)\n"
+        "with hx.Workflow('u') as wf:\n"
+        "    talk()\n"
+        "wf.run()\n"
+    )
+    run_id = json.loads(cli("run", str(script), "--json")[1])["run_id"]
+    code, output = cli("logs", run_id, "talk-1", "--follow")
+    assert code == 0 and output == "héllo wörld ✓" * 3 + "\n"

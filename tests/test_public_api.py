@@ -133,3 +133,24 @@ def test_contract_example_runs(settings) -> None:  # noqa: ANN001
 
 def test_all_matches_the_lazy_exports() -> None:
     assert set(hx.__all__) - {"__version__"} == set(hx._EXPORTS)
+
+
+def test_bad_env_and_names_are_rejected_when_the_task_is_added() -> None:
+    @hx.shell(env={"THREADS": 2})  # type: ignore[dict-item]
+    def with_int_env() -> list[str]:
+        return ["true"]
+
+    with hx.Workflow("bad"), pytest.raises(hx.SpecError, match="env entries must be"):
+        with_int_env()
+
+    @hx.shell(name=".hidden")
+    def dotted() -> list[str]:
+        return ["true"]
+
+    with hx.Workflow("bad"), pytest.raises(hx.SpecError, match="may not start with '.'"):
+        dotted()
+
+    with pytest.raises(hx.SpecError, match="cpus must be more than 0"), hx.Workflow("bad"):
+        hx.shell(cpus=0)(lambda: ["true"])()
+
+    assert hx.Resources(gpus=2.0).gpus == 2 and isinstance(hx.Resources(gpus=2.0).gpus, int)

@@ -13,7 +13,6 @@ import pytest
 import hexflow as hx
 from hexflow.errors import SpecError, WorkflowFileError
 from hexflow.flow.yamlspec import load_workflow
-from hexflow.settings import Settings
 from hexflow.model import QoS, TaskKind
 from hexflow.settings import Settings
 
@@ -446,9 +445,7 @@ def test_shell_command_params_go_through_the_environment(tmp_path: Path) -> None
     """
     spec = load_workflow(write(tmp_path, text)).specs["a"]
     assert spec.shell
-    assert spec.command == (
-        'echo "${HEXFLOW_PARAM_msg}" "got: ${HEXFLOW_PARAM_msg}" > out.txt',
-    )
+    assert spec.command == ('echo "${HEXFLOW_PARAM_msg}" "got: ${HEXFLOW_PARAM_msg}" > out.txt',)
     assert spec.env["HEXFLOW_PARAM_msg"] == "a b; rm -rf x"
 
 

@@ -28,6 +28,7 @@ class Settings:
     gpus: int = 0
     memory: int | None = None
     kill_grace: float = 5.0
+    workdir: Path = Path(".")  # where runs execute: the current directory at the entry point
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -49,9 +50,12 @@ class Settings:
             else None
         )
         grace = parse_duration(env.get("HEXFLOW_KILL_GRACE") or 5, "HEXFLOW_KILL_GRACE") or 5.0
-        return cls(home=home, db_url=db_url, cpus=cpus, gpus=gpus, memory=memory, kill_grace=grace)
-
-    @property
-    def workdir(self) -> Path:
-        """The directory runs execute in: the parent of the hexflow home."""
-        return self.home.parent
+        return cls(
+            home=home,
+            db_url=db_url,
+            cpus=cpus,
+            gpus=gpus,
+            memory=memory,
+            kill_grace=grace,
+            workdir=(cwd or Path.cwd()).resolve(),
+        )

@@ -71,6 +71,24 @@ def _main(
 
 def _guard(fn: Any) -> Any:
     try:
+        return _guarded(fn)
+    except (HexflowError, typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # a bug of ours: say so plainly, keep the traceback for a report
+        import traceback
+
+        console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+            "[yellow]hint:[/] this is a hexflow bug; please report it with the traceback "
+            "below",
+            highlight=False,
+        )
+        console.print(traceback.format_exc(), highlight=False, markup=False)
+        raise typer.Exit(3) from None
+
+
+def _guarded(fn: Any) -> Any:
+    try:
         return fn()
     except SpecError as exc:
         _fail(exc, 2)
@@ -164,6 +182,21 @@ def run(
     _finish(result.record, list(result.tasks.values()), as_json)
 
 
+def _run_user_script(file: Path) -> None:
+    try:
+        runpy.run_path(str(file), run_name="__main__")
+    except (HexflowError, KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # the script's own error, not ours
+        import traceback
+
+        console.print(traceback.format_exc(), highlight=False, markup=False)
+        raise SpecError(
+            f"{file} raised {type(exc).__name__}: {exc}",
+            hint="the traceback above points at the line in your script",
+        ) from None
+
+
 def _run_script(file: Path, settings: Settings, as_json: bool) -> None:
     from hexflow.flow import workflow as wf_module
 
@@ -179,7 +212,7 @@ def _run_script(file: Path, settings: Settings, as_json: bool) -> None:
     sys.path.insert(0, str(file.resolve().parent))
     wf_module.Workflow.run = tracked  # type: ignore[method-assign]
     try:
-        _guard(lambda: runpy.run_path(str(file), run_name="__main__"))
+        _guard(lambda: _run_user_script(file))
     finally:
         wf_module.Workflow.run = original  # type: ignore[method-assign]
         sys.path.remove(str(file.resolve().parent))
@@ -305,11 +338,11 @@ def logs(
         offsets = {out_path: 0, err_path: 0}
         while True:
             for path in (out_path, err_path):
-                text = _read(path, offsets[path])
-                if text:
-                    offsets[path] += len(text.encode())
+                data = _read_bytes(path, offsets[path])
+                if data:
+                    offsets[path] += len(data)  # bytes, not characters: no byte lost or repeated
                     target = sys.stdout if path == out_path else sys.stderr
-                    target.write(text)
+                    target.buffer.write(data)
                     target.flush()
             if not follow:
                 break
@@ -324,13 +357,17 @@ def logs(
         store.close()
 
 
-def _read(path: Path, offset: int = 0) -> str:
+def _read_bytes(path: Path, offset: int = 0) -> bytes:
     try:
         with open(path, "rb") as f:
             f.seek(offset)
-            return f.read().decode(errors="replace")
+            return f.read()
     except FileNotFoundError:
-        return ""
+        return b""
+
+
+def _read(path: Path) -> str:
+    return _read_bytes(path).decode(errors="replace")
 
 
 @app.command()

@@ -31,6 +31,9 @@ def new_run_id() -> str:
 
 
 def make_store(settings: Settings) -> Store:
+    # The home holds the database, logs and checkpoints: readable by its owner only.
+    if not settings.home.exists():
+        settings.home.mkdir(mode=0o700, parents=True)
     return open_store(settings.db_url)
 
 

@@ -24,7 +24,7 @@ from hexflow.settings import Settings
 _current: contextvars.ContextVar[Workflow | None] = contextvars.ContextVar(
     "hexflow_workflow", default=None
 )
-_NAME_OK = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_NAME_OK = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")  # no leading dot: names are paths
 
 
 def current_workflow(task_name: str) -> Workflow:
@@ -182,7 +182,8 @@ class Workflow:
             raise SpecError(f"duplicate task id {spec.id!r}", hint="give each task a unique name")
         if not _NAME_OK.match(spec.id):
             raise SpecError(
-                f"task id {spec.id!r} may hold only letters, digits, '_', '.' and '-'",
+                f"task id {spec.id!r} may hold only letters, digits, '_', '.' and '-', "
+                "and may not start with '.'",
                 field="name",
             )
         for dep in spec.deps:

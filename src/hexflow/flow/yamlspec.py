@@ -36,7 +36,7 @@ OPTION_FIELDS = ("cpus", "memory", "gpus", "nodes", "walltime", "timeout", "qos"
                  "retries", "backoff", "checkpoint", "cache", "env", "cwd", "shell")
 # fmt: on
 TASK_FIELDS = ("name", "command", "depends_on", "after", *OPTION_FIELDS)
-_TASK_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_TASK_NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")  # no leading dot: names are paths
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _REF = re.compile(r"\$(\$?)\{([^{}]*)(\})?")  # ${name}, $${escaped}, or an unclosed ${
 
@@ -327,7 +327,12 @@ class _Loader:
         for key, line, item in pairs:
             where = f"tasks.{key}"
             if not _TASK_NAME.match(key):
-                self.fail(line, where, "a task name may hold only letters, digits, '_', '.', '-'")
+                self.fail(
+                    line,
+                    where,
+                    "a task name may hold only letters, digits, '_', '.', '-' "
+                    "and may not start with '.'",
+                )
             if key in out:
                 self.fail(line, where, f"duplicate task name (first on line {out[key][0]})")
             fields = self.mapping(_Node({} if item.value is None else item.value, line), where)

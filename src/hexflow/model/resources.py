@@ -121,8 +121,12 @@ class Resources:
             raise SpecError(
                 f"nodes: a task needs at least one node, got {self.nodes}", field="nodes"
             )
-        if isinstance(self.gpus, float) and not float(self.gpus).is_integer():
-            raise SpecError(f"gpus: must be a whole number, got {self.gpus}", field="gpus")
+        for name in ("gpus", "nodes"):
+            value = getattr(self, name)
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise SpecError(f"{name}: must be a whole number, got {value}", field=name)
+                object.__setattr__(self, name, int(value))
 
     @classmethod
     def parse(

@@ -82,6 +82,25 @@ class TaskSpec:
                 )
         elif self.payload is None:
             raise SpecError(f"task {self.name}: a {self.kind.value} task needs a payload")
+        if self.resources.cpus <= 0:
+            raise SpecError(
+                f"task {self.name}: cpus must be more than 0, got {self.resources.cpus:g}",
+                hint="a task needs some share of a core, e.g. cpus=0.5",
+                task=self.name,
+                field="cpus",
+            )
+        for key, value in self.env.items():
+            if not isinstance(key, str) or not isinstance(value, str) or not key or "=" in key:
+                raise SpecError(
+                    f"task {self.name}: env entries must be NAME: 'text', got {key!r}: {value!r}",
+                    hint="quote numbers (\"2\"); names may not be empty or hold '='",
+                    task=self.name,
+                    field="env",
+                )
+            if "\0" in key or "\0" in value:
+                raise SpecError(f"task {self.name}: env {key!r} holds a NUL byte", field="env")
+        if self.command and any("\0" in arg for arg in self.command):
+            raise SpecError(f"task {self.name}: the command holds a NUL byte", field="command")
         if self.timeout is not None and self.timeout <= 0:
             raise SpecError(f"task {self.name}: timeout must be positive", field="timeout")
         if self.id in self.deps:
