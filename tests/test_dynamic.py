@@ -189,6 +189,7 @@ def test_join_survives_a_crash_of_the_engine(tmp_path: Path) -> None:
     time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    script.unlink()  # resume needs no script: its functions were stored by value
     status = subprocess.run(
         [*cmd, "status", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
