@@ -154,3 +154,21 @@ def test_bad_env_and_names_are_rejected_when_the_task_is_added() -> None:
         hx.shell(cpus=0)(lambda: ["true"])()
 
     assert hx.Resources(gpus=2.0).gpus == 2 and isinstance(hx.Resources(gpus=2.0).gpus, int)
+
+
+def test_run_works_inside_a_running_event_loop(settings) -> None:  # noqa: ANN001
+    """As in a Jupyter cell, where the kernel's asyncio loop is already running."""
+    import asyncio
+
+    @hx.task
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    async def cell() -> int:
+        with hx.Workflow("notebook", workdir=settings.workdir) as wf:
+            total = add(add(1, 2), 3)
+        run = wf.run(settings=settings)
+        assert run.ok
+        return int(total.result())
+
+    assert asyncio.run(cell()) == 6

@@ -4,6 +4,8 @@ operations the CLI and the Python API share (start, resume, cancel, inspect).
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextvars
 import uuid
 from collections.abc import Callable, Sequence
@@ -72,7 +74,7 @@ def start_run(
             config={"home": str(settings.home)},
         )
         engine.on_progress = on_progress or _cli_progress(run.id, len(specs))
-        final = engine.run(run.id)
+        final = _drive(engine, run.id)
         return final, list(engine.records.values())
     finally:
         if own_store:
@@ -92,10 +94,21 @@ def resume_run(
         engine = make_engine(settings, store, on_progress)
         if on_progress is None:
             engine.on_progress = _cli_progress(run.id, -1)
-        final = engine.run(run.id, retry_failed=retry_failed)
+        final = _drive(engine, run.id, retry_failed=retry_failed)
         return final, list(engine.records.values())
     finally:
         store.close()
+
+
+def _drive(engine: Engine, run_id: str, *, retry_failed: bool = False) -> RunRecord:
+    """``engine.run`` here, or on a helper thread when this thread already runs an event
+    loop (a Jupyter kernel, an async program): ``wf.run()`` works in a notebook cell."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return engine.run(run_id, retry_failed=retry_failed)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="hexflow-engine") as pool:
+        return pool.submit(engine.run, run_id, retry_failed=retry_failed).result()
 
 
 def cancel(settings: Settings, run_ref: str, task_ref: str | None = None) -> dict[str, object]:
