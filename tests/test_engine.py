@@ -698,3 +698,52 @@ def test_dag_grows_during_a_run(tmp_path: Path) -> None:
     assert all(t.state is TaskState.SUCCEEDED for t in stored.values()), stored
     assert pickle.loads(stored["double"].result or b"") == 42
     assert store.get_run("grow1").state is RunState.SUCCEEDED
+
+
+# ---------------------------------------------------------------- a run from create to drive
+def test_a_cancel_between_create_and_drive_is_not_lost(tmp_path: Path) -> None:
+    """create_run claims the run for this process, so a `hexflow cancel` that comes before
+    the engine drives it is a request the engine applies, not a change behind its back."""
+    from hexflow.engine.lease import owner_alive
+
+    store = MemoryStore()
+    engine = Engine(
+        store,
+        LocalExecutor(cpus=2, scratch_dir=str(tmp_path / "scratch")),
+        cancel_poll_interval=0.05,
+    )
+    specs = [shell_spec("a", argv=("sleep", "30")), shell_spec("b", "a")]
+    engine.create_run(
+        "claimed", specs, workdir=str(tmp_path), run_id="c1", config={"home": str(tmp_path)}
+    )
+    stored = store.get_run("c1")
+    assert owner_alive(stored.owner) and stored.state is RunState.PENDING
+    assert [t.state for t in store.load_tasks("c1")] == [TaskState.READY, TaskState.PENDING]
+    store.request_cancel("c1")  # what `hexflow cancel` does while the owner lives
+
+    final = engine.run("c1")
+
+    assert final.state is RunState.CANCELLED
+    assert store.get_run("c1").owner is None
+    tasks = {t.id: t.state for t in store.load_tasks("c1")}
+    assert tasks["a"] is TaskState.CANCELLED
+    assert tasks["b"] in (TaskState.CANCELLED, TaskState.UPSTREAM_FAILED)
+
+
+def test_a_created_run_that_cannot_start_is_left_unowned(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    store = MemoryStore()
+    engine = Engine(store, LocalExecutor(cpus=2, scratch_dir=str(tmp_path / "scratch")))
+    engine.create_run(
+        "stuck",
+        [shell_spec("a")],
+        workdir=str(tmp_path),
+        run_id="s1",
+        config={"home": str(blocker)},  # its logs directory cannot be created
+    )
+    with pytest.raises(OSError):
+        engine.run("s1")
+    stored = store.get_run("s1")
+    assert stored.owner is None and stored.state is RunState.PENDING  # as created, free
+    assert [t.state for t in store.load_tasks("s1")] == [TaskState.READY]

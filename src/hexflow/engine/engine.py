@@ -16,7 +16,7 @@ import pickle
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hexflow.engine.cache import cache_key
@@ -40,6 +40,7 @@ from hexflow.store import Store
 S = TaskState
 ProgressFn = Callable[["Progress"], None]
 
+_TERMINAL = frozenset(s for s in S if s.terminal)
 # Reasons after which a retry makes no sense.
 _NO_RETRY = {"cancelled", "launch_failed"}
 
@@ -74,6 +75,9 @@ class Engine:
         self.on_progress = on_progress
         self._progress_interval = progress_interval
         self._cancel_poll = cancel_poll_interval
+        # (run, records, DAG) of the run create_run has just persisted, until it is driven
+        self._created: tuple[RunRecord, list[TaskRecord], WorkflowDAG] | None = None
+        self._claimed: RunRecord | None = None  # that run as stored (owned by this process)
         self._reset()
 
     def _reset(self) -> None:
@@ -94,7 +98,7 @@ class Engine:
         self._handled_cancels: list[int] = []
         self._cancel_tokens: set[int] = set()
         self._turn_scheduled = False
-        self._counts: dict[str, int] = {}
+        self._counts: dict[TaskState, int] = {}
         self._joins: dict[str, list[str]] = {}  # spawned task -> tasks waiting for its result
         self._last_progress = 0.0
         self._started = 0.0
@@ -111,15 +115,33 @@ class Engine:
         run_id: str,
         config: dict[str, Any],
     ) -> RunRecord:
-        """Validate the DAG and persist the run with all its tasks (state PENDING)."""
+        """Validate the DAG and persist the run with all its tasks, for this engine to drive.
+
+        Tasks without dependencies are created READY, the others PENDING. The run is
+        created owned by this process, so that another process cancels it through a
+        request that the driving engine sees (not behind its back), and cannot resume it
+        meanwhile. ``run``/``drive`` of the same run then take these records as they are
+        instead of reading them back; if they cannot start it, they give up the ownership.
+        """
         dag = WorkflowDAG()
         specs = list(specs)
         dag.add_many(specs)
         self._check_fits(specs)
         run = RunRecord(
-            id=run_id, name=name, created_at=self._now(), workdir=workdir, config=config
+            id=run_id,
+            name=name,
+            created_at=self._now(),
+            workdir=workdir,
+            owner=my_owner_id(),
+            config=config,
         )
-        self.store.create_run(run, [TaskRecord(run_id=run_id, spec=s) for s in specs])
+        records = [
+            TaskRecord(run_id=run_id, spec=s, state=S.PENDING if s.deps else S.READY) for s in specs
+        ]
+        self.store.create_run(run, records)
+        # The engine's own copy of the run: the caller's record stays as created.
+        self._created = (replace(run, config=dict(config)), records, dag)
+        self._claimed = replace(run, config=dict(config))  # as stored, until driven
         return run
 
     def run(self, run_id: str, *, retry_failed: bool = False) -> RunRecord:
@@ -130,18 +152,23 @@ class Engine:
         self._reset()
         self._loop = asyncio.get_running_loop()
         self._done = self._loop.create_future()
-        # Start the executor first: its workers boot while the run is loaded from the store.
-        self.executor.start(self._loop, self._report)
         try:
-            self._load(run_id, retry_failed)
-            assert self.run_record is not None
-            self.paths = RunPaths(
-                run_home(self.run_record.workdir, self.run_record.config), self.run_record.id
-            )
-            self.paths.create()
+            # Start the executor first: its workers boot while the run is loaded.
+            self.executor.start(self._loop, self._report)
+            try:
+                self._load(run_id, retry_failed)
+                assert self.run_record is not None
+                self.paths = RunPaths(
+                    run_home(self.run_record.workdir, self.run_record.config), self.run_record.id
+                )
+                self.paths.create()
+            except BaseException:
+                self.executor.shutdown()
+                raise
         except BaseException:
-            self.executor.shutdown()
+            self._disown(run_id)
             raise
+        self._claimed = None  # from now on, _release() gives the run up when the drive ends
         poller = self._loop.create_task(self._poll_cancels())
         try:
             self._wake()
@@ -150,6 +177,17 @@ class Engine:
             poller.cancel()
             self.executor.shutdown()
             self._release()
+
+    def _disown(self, run_id: str) -> None:
+        """The run create_run claimed could not be started: store it unowned, as created."""
+        claimed, self._claimed = self._claimed, None
+        if claimed is None or claimed.id != run_id:
+            return
+        claimed.owner = None
+        try:
+            self.store.save(runs=[claimed])
+        except Exception:  # noqa: BLE001 - best effort, as _release; a dead owner is detected
+            pass
 
     def add_tasks(self, specs: Iterable[TaskSpec]) -> None:
         """Grow the running DAG (call from the engine's loop). Atomic: all or nothing."""
@@ -169,15 +207,21 @@ class Engine:
 
     # ---------------------------------------------------------------- loading
     def _load(self, run_id: str, retry_failed: bool) -> None:
-        run = self.store.get_run(run_id)
-        if owner_alive(run.owner) and run.owner != my_owner_id():
-            raise EngineError(
-                f"run {run.id} is being driven by another live process ({run.owner})",
-                hint="wait for it, or stop it with `hexflow cancel RUN`",
-                run=run.id,
-            )
-        records = self.store.load_tasks(run.id)
-        self.dag.add_many(r.spec for r in records)
+        created, self._created = self._created, None
+        if created is not None and created[0].id == run_id:
+            # Just created by this engine, owned by this process: the store holds exactly
+            # these records, so there is nothing to read back.
+            run, records, self.dag = created
+        else:
+            run = self.store.get_run(run_id)
+            if owner_alive(run.owner) and run.owner != my_owner_id():
+                raise EngineError(
+                    f"run {run.id} is being driven by another live process ({run.owner})",
+                    hint="wait for it, or stop it with `hexflow cancel RUN`",
+                    run=run.id,
+                )
+            records = self.store.load_tasks(run.id)
+            self.dag.add_many(r.spec for r in records)
         now = self._now()
         run.owner = my_owner_id()
         if run.state is not RunState.RUNNING:
@@ -328,8 +372,8 @@ class Engine:
     def _count(self, old: TaskState | None, new: TaskState) -> None:
         c = self._counts
         if old is not None:
-            c[old.value] -= 1
-        c[new.value] = c.get(new.value, 0) + 1
+            c[old] -= 1
+        c[new] = c.get(new, 0) + 1
 
     def _make_ready(self, rec: TaskRecord) -> None:
         self._waiting.pop(rec.id, None)
@@ -391,6 +435,7 @@ class Engine:
             ckpt = self.paths.checkpoint(spec.id)
             ckpt.mkdir(parents=True, exist_ok=True)
             env["HEXFLOW_CHECKPOINT_DIR"] = str(ckpt)
+        stdout, stderr = self.paths.log_files(spec.id, rec.attempt)
         launch = Launch(
             token=token,
             run_id=rec.run_id,
@@ -399,8 +444,8 @@ class Engine:
             inputs=inputs if spec.kind is not TaskKind.SHELL else {},
             env=env,
             cwd=os.path.join(self.run_record.workdir, spec.cwd or ""),  # relative to the run
-            stdout=str(self.paths.log(spec.id, rec.attempt, "out")),
-            stderr=str(self.paths.log(spec.id, rec.attempt, "err")),
+            stdout=stdout,
+            stderr=stderr,
         )
         return lambda: self.executor.submit(launch)
 
@@ -568,13 +613,12 @@ class Engine:
     def _maybe_finish(self) -> None:
         assert self.run_record is not None and self._done is not None
         c = self._counts
-        unfinished = sum(n for s, n in c.items() if not S(s).terminal)
-        if unfinished or self._done.done():
+        if any(n for s, n in c.items() if s not in _TERMINAL) or self._done.done():
             return
         run = self.run_record
         if run.cancel_requested:
             final = RunState.CANCELLED
-        elif c.get(S.FAILED.value) or c.get(S.UPSTREAM_FAILED.value) or c.get(S.CANCELLED.value):
+        elif c.get(S.FAILED) or c.get(S.UPSTREAM_FAILED) or c.get(S.CANCELLED):
             final = RunState.FAILED
         else:
             final = RunState.SUCCEEDED
@@ -607,7 +651,7 @@ class Engine:
             Progress(
                 run_id=self.run_record.id,
                 total=len(self.records),
-                counts=dict(self._counts),
+                counts={s.value: n for s, n in self._counts.items()},
                 elapsed=self._now() - self._started,
             )
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -17,12 +18,18 @@ class RunPaths:
         self.root = Path(home) / "runs" / run_id
         self.logs = self.root / "logs"
         self.checkpoints = self.root / "checkpoints"
+        self._log_prefix = os.path.join(self.logs, "")
 
     def create(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
 
     def log(self, task_id: str, attempt: int, stream: str) -> Path:
         return self.logs / f"{safe_name(task_id)}.{attempt}.{stream}"
+
+    def log_files(self, task_id: str, attempt: int) -> tuple[str, str]:
+        """``str(log(...))`` of stdout and stderr, built without pathlib (every launch)."""
+        base = f"{self._log_prefix}{safe_name(task_id)}.{attempt}."
+        return base + "out", base + "err"
 
     def checkpoint(self, task_id: str) -> Path:
         return self.checkpoints / safe_name(task_id)

@@ -6,12 +6,14 @@ placed a task, and they report what happened with ``TaskStarted`` and ``TaskEnde
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from hexflow.model import Resources, TaskSpec
+
+if TYPE_CHECKING:  # not at run time: workers import this module, and asyncio is slow to load
+    import asyncio
 
 
 @dataclass(slots=True)

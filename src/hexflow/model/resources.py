@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, replace
 
 from hexflow.errors import SpecError
+from hexflow.model._pickling import fast_state
 
 _MEMORY_UNITS = {
     "": 1,
@@ -98,6 +99,9 @@ def parse_duration(value: int | float | str | None, field: str = "walltime") -> 
     return seconds
 
 
+_setattr = object.__setattr__  # how a frozen dataclass sets its fields
+
+
 @dataclass(frozen=True, slots=True)
 class Resources:
     """What a task asks for, or what a pool has free. Memory in bytes, walltime in seconds."""
@@ -152,20 +156,27 @@ class Resources:
         return self.cpus <= free.cpus and self.memory <= free.memory and self.gpus <= free.gpus
 
     def minus(self, used: Resources) -> Resources:
-        return replace(
-            self,
-            cpus=self.cpus - used.cpus,
-            memory=self.memory - used.memory,
-            gpus=self.gpus - used.gpus,
+        return self._amounts(
+            self.cpus - used.cpus, self.memory - used.memory, self.gpus - used.gpus
         )
 
     def plus(self, freed: Resources) -> Resources:
-        return replace(
-            self,
-            cpus=self.cpus + freed.cpus,
-            memory=self.memory + freed.memory,
-            gpus=self.gpus + freed.gpus,
+        return self._amounts(
+            self.cpus + freed.cpus, self.memory + freed.memory, self.gpus + freed.gpus
         )
+
+    def _amounts(self, cpus: float, memory: int, gpus: int) -> Resources:
+        """A copy with other amounts, computed from valid ones (the engine's accounting, on
+        every launch and end): only what arithmetic can break is checked again."""
+        if not (0 <= cpus < math.inf and 0 <= memory < math.inf and 0 <= gpus < math.inf):
+            return replace(self, cpus=cpus, memory=memory, gpus=gpus)  # raises SpecError
+        new = object.__new__(type(self))
+        _setattr(new, "cpus", cpus)
+        _setattr(new, "memory", memory)
+        _setattr(new, "gpus", gpus)
+        _setattr(new, "nodes", self.nodes)
+        _setattr(new, "walltime", self.walltime)
+        return new
 
     def describe(self) -> str:
         parts = [f"cpus={self.cpus:g}"]
@@ -178,6 +189,9 @@ class Resources:
         if self.walltime:
             parts.append(f"walltime={self.walltime:g}s")
         return " ".join(parts)
+
+
+fast_state(Resources)
 
 
 def format_bytes(n: int) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from hexflow.errors import SpecError
+from hexflow.model._pickling import fast_state
 from hexflow.model.qos import QoS
 from hexflow.model.resources import Resources
 
@@ -120,6 +121,10 @@ class TaskSpec:
             if t is not None
         ]
         return min(limits) if limits else None
+
+
+fast_state(RetryPolicy)
+fast_state(TaskSpec)
 
 
 def dedupe(ids: Sequence[str]) -> tuple[str, ...]:

@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass, field
 
 from hexflow.model import Resources
 
 SCAN_LIMIT = 64
 
-
-@dataclass(order=True, slots=True)
-class _Entry:
-    priority: int
-    deadline: float
-    seq: int
-    task_id: str = field(compare=False)
-    request: Resources = field(compare=False)
+# A heap entry: (priority, deadline, seq, task_id, request). Tuples compare in C; seq is
+# unique, so the comparison never reaches task_id or request.
+_Entry = tuple[int, float, int, str, Resources]
 
 
 class ReadyQueue:
@@ -53,9 +47,7 @@ class ReadyQueue:
         self._members[task_id] = self._seq
         self._cpus[task_id] = request.cpus
         self._cpus_count[request.cpus] = self._cpus_count.get(request.cpus, 0) + 1
-        entry = _Entry(
-            priority, math.inf if deadline is None else deadline, self._seq, task_id, request
-        )
+        entry = (priority, math.inf if deadline is None else deadline, self._seq, task_id, request)
         heapq.heappush(self._heap, entry)
 
     def remove(self, task_id: str) -> None:
@@ -78,17 +70,18 @@ class ReadyQueue:
             return placed, free  # nothing queued fits: skip the scan (the common busy case)
         skipped: list[_Entry] = []
         heap = self._heap
+        members = self._members
         while heap and len(skipped) < SCAN_LIMIT:
             entry = heap[0]
-            if self._members.get(entry.task_id) != entry.seq:
+            _, _, seq, task_id, req = entry
+            if members.get(task_id) != seq:
                 heapq.heappop(heap)
                 continue
-            req = entry.request
             if req.cpus <= free.cpus and req.memory <= free.memory and req.gpus <= free.gpus:
                 heapq.heappop(heap)
-                del self._members[entry.task_id]
-                self._forget(entry.task_id)
-                placed.append(entry.task_id)
+                del members[task_id]
+                self._forget(task_id)
+                placed.append(task_id)
                 free = free.minus(req)
                 if free.cpus <= 0 and free.gpus <= 0:
                     break

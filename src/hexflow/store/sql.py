@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import pickle
+import sqlite3
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, create_engine, event, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import QueuePool
 
 from hexflow.errors import StoreError
 from hexflow.model import RunRecord, RunState, TaskRecord, TaskSpec, TaskState
@@ -57,17 +60,26 @@ class SqlStore:
         self._update_task_sql: str | None = None
         self._sqlite = self._engine.dialect.name == "sqlite"
         if self._sqlite:
-            self._update_task_sql = (
-                "UPDATE tasks SET "
-                + ", ".join(f"{c} = ?" for c in _MUTABLE_TASK_COLUMNS)
-                + " WHERE run_id = ? AND task_id = ?"
-            )
+            self._update_task_sql = _UPDATE_TASK_SQL
+        # SQLite on a file: ``create_run`` and ``save`` run on one DB-API connection that
+        # this store holds (taken from the engine's pool, so it has the same pragmas: WAL,
+        # synchronous=NORMAL), with explicit BEGIN/COMMIT around plain SQL. That skips
+        # SQLAlchemy's per-transaction work, about half the cost of a small commit. Only a
+        # file database: with a pool of one connection per thread (``:memory:``) another
+        # connection would not see the same database.
+        self._fast = self._sqlite and isinstance(self._engine.pool, QueuePool)
+        self._raw: Any = None  # the pool's proxy of the held connection
+        self._raw_lock = threading.Lock()
         # Specs this store wrote, by run (the few latest runs): ``load_tasks`` reuses these
         # immutable objects instead of unpickling every spec again when an engine loads
         # the run it has just created.
         self._specs: dict[str, dict[str, TaskSpec]] = {}
 
     def create_run(self, run: RunRecord, task_records: Sequence[TaskRecord]) -> None:
+        if self._fast:
+            self._write_sqlite(new_run=run, new_tasks=task_records)
+            self._remember_specs(run.id, task_records)
+            return
         try:
             with self._tx() as conn:
                 conn.execute(insert(runs), [_run_row(run)])
@@ -86,6 +98,13 @@ class SqlStore:
         tasks: Sequence[TaskRecord] = (),
         handled_cancels: Sequence[int] = (),
     ) -> None:
+        if self._fast:
+            self._write_sqlite(
+                runs=runs, new_tasks=new_tasks, tasks=tasks, handled_cancels=handled_cancels
+            )
+            for rec in new_tasks:
+                self._remember_specs(rec.run_id, (rec,))
+            return
         with self._tx() as conn:
             for run in runs:
                 row = _run_row(run)
@@ -118,6 +137,100 @@ class SqlStore:
         for rec in new_tasks:
             self._remember_specs(rec.run_id, (rec,))
 
+    def _write_sqlite(
+        self,
+        *,
+        new_run: RunRecord | None = None,
+        runs: Sequence[RunRecord] = (),
+        new_tasks: Sequence[TaskRecord] = (),
+        tasks: Sequence[TaskRecord] = (),
+        handled_cancels: Sequence[int] = (),
+    ) -> None:
+        """``create_run`` or ``save`` on the held SQLite connection, in one transaction."""
+        with self._raw_lock:
+            if self._raw is None:
+                try:
+                    self._raw = self._engine.raw_connection()
+                except SQLAlchemyError as exc:
+                    raise StoreError(f"store transaction could not start: {exc}") from exc
+            con: sqlite3.Connection = self._raw.driver_connection
+            try:
+                con.execute("BEGIN")
+            except sqlite3.Error as exc:
+                raise StoreError(f"store transaction could not start: {exc}") from exc
+            try:
+                if new_run is not None:
+                    con.execute(_INSERT_RUN_SQL, _run_params(new_run))
+                    self._seq[new_run.id] = 0
+                for run in runs:
+                    params = _run_params(run)
+                    if con.execute(_UPDATE_RUN_SQL, (*params[1:], params[0])).rowcount == 0:
+                        raise StoreError(
+                            f"run {run.id} was never created",
+                            hint="create a run with create_run before saving changes to it",
+                        )
+                if new_tasks:
+                    rows = self._task_rows(
+                        new_tasks, lambda run_id: self._next_seq_raw(con, run_id)
+                    )
+                    con.executemany(_INSERT_TASK_SQL, rows)
+                if tasks:
+                    count = con.executemany(_UPDATE_TASK_SQL, map(_mutable_params, tasks)).rowcount
+                    if count != len(tasks) and count >= 0:
+                        raise StoreError(
+                            f"{len(tasks) - count} task update(s) matched no row",
+                            hint="tasks must be created (new_tasks) before they are updated",
+                        )
+                if handled_cancels:
+                    ids = list(handled_cancels)
+                    con.execute(
+                        "UPDATE cancel_requests SET handled = 1 WHERE id IN "
+                        f"({', '.join('?' * len(ids))})",
+                        ids,
+                    )
+                con.commit()
+            except BaseException as exc:
+                if con.in_transaction:
+                    con.rollback()
+                if new_run is not None:
+                    self._seq.pop(new_run.id, None)  # rolled back: do not trust the sequence
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"store write failed and was rolled back: {exc}") from exc
+                raise
+
+    def _next_seq_raw(self, con: sqlite3.Connection, run_id: str) -> int:
+        if run_id not in self._seq:
+            if con.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                raise StoreError(f"run {run_id} was never created; cannot add tasks to it")
+            top = con.execute(
+                "SELECT seq FROM tasks WHERE run_id = ? ORDER BY seq DESC LIMIT 1", (run_id,)
+            ).fetchone()
+            self._seq[run_id] = -1 if top is None else top[0]
+        self._seq[run_id] += 1
+        return self._seq[run_id]
+
+    @staticmethod
+    def _task_rows(
+        records: Sequence[TaskRecord], next_seq: Callable[[str], int]
+    ) -> list[tuple[Any, ...]]:
+        """Parameters of the task insert, in ``_INSERT_TASK_COLUMNS`` order."""
+        dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
+        rows = []
+        for rec in records:
+            spec = rec.spec
+            rows.append(
+                (
+                    rec.run_id,
+                    spec.id,
+                    next_seq(rec.run_id),
+                    spec.name,
+                    spec.kind._value_,
+                    dumps(spec, protocol=protocol),
+                    *_mutable_params(rec)[:-2],
+                )
+            )
+        return rows
+
     def _remember_specs(self, run_id: str, records: Sequence[TaskRecord]) -> None:
         known = self._specs.pop(run_id, None) or {}
         known.update((rec.spec.id, rec.spec) for rec in records)
@@ -128,27 +241,13 @@ class SqlStore:
     def _insert_tasks(self, conn: Any, records: Sequence[TaskRecord]) -> None:
         if not records:
             return
-        rows = []
-        for rec in records:
-            seq = self._next_seq(conn, rec.run_id)
-            row = _mutable_row(rec)
-            row.pop("b_run_id")
-            row.pop("b_task_id")
-            row.update(
-                run_id=rec.run_id,
-                task_id=rec.spec.id,
-                seq=seq,
-                name=rec.spec.name,
-                kind=rec.spec.kind.value,
-                spec=pickle.dumps(rec.spec, protocol=pickle.HIGHEST_PROTOCOL),
-            )
-            rows.append(row)
-        if self._sqlite:  # plain SQL, as for the task update (every row has the same keys)
-            keys = list(rows[0])
-            sql = f"INSERT INTO tasks ({', '.join(keys)}) VALUES ({', '.join('?' * len(keys))})"
-            conn.exec_driver_sql(sql, [tuple(row.values()) for row in rows])
+        rows = self._task_rows(records, lambda run_id: self._next_seq(conn, run_id))
+        if self._sqlite:  # plain SQL, as for the task update
+            conn.exec_driver_sql(_INSERT_TASK_SQL, rows)
         else:
-            conn.execute(insert(tasks), rows)
+            conn.execute(
+                insert(tasks), [dict(zip(_INSERT_TASK_COLUMNS, r, strict=True)) for r in rows]
+            )
 
     def _next_seq(self, conn: Any, run_id: str) -> int:
         if run_id not in self._seq:
@@ -226,6 +325,10 @@ class SqlStore:
             return [CancelRequest(id=r.id, run_id=r.run_id, task_id=r.task_id) for r in rows]
 
     def close(self) -> None:
+        with self._raw_lock:
+            if self._raw is not None:
+                self._raw.close()  # back to the pool, which dispose() then closes
+                self._raw = None
         self._engine.dispose()
 
     def _tx(self) -> Any:
@@ -303,8 +406,62 @@ def _mutable_row(t: TaskRecord) -> dict[str, Any]:
 
 def _mutable_params(t: TaskRecord) -> tuple[Any, ...]:
     """``_mutable_row`` as positional parameters: the mutable columns, then the key."""
-    row = _mutable_row(t)
-    return (*(row[c] for c in _MUTABLE_TASK_COLUMNS), row["b_run_id"], row["b_task_id"])
+    return (
+        t.state._value_,
+        t.attempt,
+        t.submitted_at,
+        t.started_at,
+        t.ended_at,
+        t.retry_at,
+        t.result,
+        t.exit_code,
+        t.reason,
+        t.error,
+        t.traceback,
+        t.root_cause,
+        t.cache_key,
+        t.cached,
+        t.worker,
+        t.join,
+        t.run_id,
+        t.spec.id,
+    )
+
+
+_UPDATE_TASK_SQL = (
+    "UPDATE tasks SET "
+    + ", ".join(f"{c} = ?" for c in _MUTABLE_TASK_COLUMNS)
+    + " WHERE run_id = ? AND task_id = ?"
+)
+_INSERT_TASK_COLUMNS = ("run_id", "task_id", "seq", "name", "kind", "spec", *_MUTABLE_TASK_COLUMNS)
+_INSERT_TASK_SQL = (
+    f"INSERT INTO tasks ({', '.join(_INSERT_TASK_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_INSERT_TASK_COLUMNS))})"
+)
+_RUN_COLUMNS = (
+    "id",
+    "name",
+    "state",
+    "created_at",
+    "started_at",
+    "ended_at",
+    "workdir",
+    "owner",
+    "cancel_requested",
+    "config",
+)
+_INSERT_RUN_SQL = (
+    f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) VALUES ({', '.join('?' * len(_RUN_COLUMNS))})"
+)
+_UPDATE_RUN_SQL = (
+    "UPDATE runs SET " + ", ".join(f"{c} = ?" for c in _RUN_COLUMNS[1:]) + " WHERE id = ?"
+)
+
+
+def _run_params(run: RunRecord) -> tuple[Any, ...]:
+    """``_run_row`` as positional parameters, in ``_RUN_COLUMNS`` order."""
+    row = _run_row(run)
+    return tuple(row[c] for c in _RUN_COLUMNS)
 
 
 def _task_from_row(row: Any, spec: TaskSpec | None = None) -> TaskRecord:

@@ -142,20 +142,21 @@ class WorkerPool:
         return True
 
     def _readable(self, worker: Worker) -> None:
+        # One message per call: the reader is level-triggered, so the event loop calls
+        # again at once if another is waiting (no extra poll() per message).
         try:
-            while worker.answers.poll():
-                message = pickle.loads(worker.answers.recv_bytes())
-                if message[0] == "S":  # a shell command started: ("S", token, pid, tag)
-                    worker.child = message[2]
-                    if self._on_started is not None:
-                        self._on_started(message[1], message[2], message[3])
-                    continue
-                self._by_token.pop(message[0], None)
-                worker.token = None
-                worker.child = None
-                if worker.alive:
-                    self._idle.append(worker)
-                self._on_answer(message)
+            message = pickle.loads(worker.answers.recv_bytes())
+            if message[0] == "S":  # a shell command started: ("S", token, pid, tag)
+                worker.child = message[2]
+                if self._on_started is not None:
+                    self._on_started(message[1], message[2], message[3])
+                return
+            self._by_token.pop(message[0], None)
+            worker.token = None
+            worker.child = None
+            if worker.alive:
+                self._idle.append(worker)
+            self._on_answer(message)
         except (EOFError, OSError):
             self._lose(worker, "worker_lost")
 

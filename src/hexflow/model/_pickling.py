@@ -1,0 +1,29 @@
+"""Faster pickling of frozen slots dataclasses, with the very same pickled state.
+
+The state ``dataclasses`` gives such a class is the list of its field values in order,
+built and applied by iterating ``fields()`` on every call. The engine pickles every spec it
+persists (``create_run``), so the same state is built here with a precomputed getter.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import fields
+from typing import Any
+
+_setattr = object.__setattr__
+
+
+def fast_state(cls: type) -> None:
+    names = tuple(f.name for f in fields(cls))
+    get = operator.attrgetter(*names)
+
+    def __getstate__(self: Any) -> list[Any]:
+        return list(get(self))
+
+    def __setstate__(self: Any, state: list[Any]) -> None:
+        for name, value in zip(names, state, strict=False):
+            _setattr(self, name, value)
+
+    setattr(cls, "__getstate__", __getstate__)  # noqa: B010 - replaces the dataclass one
+    setattr(cls, "__setstate__", __setstate__)  # noqa: B010
