@@ -118,6 +118,15 @@ class StoreContract:
         assert loaded == make_tasks(run.id, *specs)
         assert all(t.state is TaskState.PENDING and t.run_id == run.id for t in loaded)
 
+    def test_claim_run_is_compare_and_set(self, store: Store) -> None:
+        store.create_run(make_run("owned"), [])
+        assert store.claim_run("owned", None, "host:1:1.0")
+        assert not store.claim_run("owned", None, "host:2:2.0")  # lost the race
+        assert store.get_run("owned").owner == "host:1:1.0"
+        assert store.claim_run("owned", "host:1:1.0", "host:3:3.0")  # take over a dead owner
+        assert store.get_run("owned").owner == "host:3:3.0"
+        assert not store.claim_run("no-such-run", None, "host:4:4.0")
+
     def test_create_run_without_tasks(self, store: Store) -> None:
         store.create_run(make_run("empty"), [])
         assert store.load_tasks("empty") == []

@@ -208,3 +208,31 @@ def test_follow_prints_every_byte_once(cli, tmp_path: Path) -> None:  # noqa: AN
     run_id = json.loads(cli("run", str(script), "--json")[1])["run_id"]
     code, output = cli("logs", run_id, "talk-1", "--follow")
     assert code == 0 and output == "héllo wörld ✓" * 3 + "\n"
+
+
+def test_a_cancelled_run_can_succeed_after_resume_retry_failed(cli, tmp_path: Path) -> None:  # noqa: ANN001
+    (tmp_path / "wf.yaml").write_text(
+        "name: c\ntasks:\n  a:\n    command: [true]\n  b:\n    command: [true]\n"
+        "    depends_on: [a]\n"
+    )
+    from hexflow.flow.runtime import make_store
+    from hexflow.flow.yamlspec import load_workflow
+    from hexflow.settings import Settings
+
+    settings = Settings.from_env(env={"HEXFLOW_HOME": str(tmp_path / ".hexflow")}, cwd=tmp_path)
+    wf = load_workflow(tmp_path / "wf.yaml", workdir=tmp_path)
+    # persist the run without driving it, as a crashed `hexflow run` would leave it
+    from hexflow.flow.runtime import make_engine
+
+    store = make_store(settings)
+    engine = make_engine(settings, store)
+    run = engine.create_run("c", list(wf.specs.values()), workdir=str(tmp_path), run_id="r1",
+                            config={"home": str(settings.home)})  # fmt: skip
+    engine._disown(run.id)  # noqa: SLF001 - leave it unowned, as after a crash
+    store.close()
+    code, output = cli("cancel", "r1", "--json")
+    assert code == 0 and json.loads(output)["mode"] == "applied"
+    assert json.loads(cli("status", "r1", "--json")[1])["state"] == "cancelled"
+    code, output = cli("resume", "r1", "--retry-failed", "--json")
+    assert code == 0, output
+    assert json.loads(output)["state"] == "succeeded"

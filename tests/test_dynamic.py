@@ -222,3 +222,50 @@ def test_join_survives_a_crash_of_the_engine(tmp_path: Path) -> None:
         store.close()
     # the parent's code ran once: its spawn was recorded, so resume waited for the join
     assert marks.read_text().count("parent") == 1
+
+
+FLAKY_CHILD = textwrap.dedent(
+    """
+    import os
+    import hexflow as hx
+
+    MARKER = {marker!r}
+
+    @hx.task
+    def child():
+        if not os.path.exists(MARKER):
+            raise RuntimeError("the child fails until the marker exists")
+        return 7
+
+    @hx.task
+    def parent():
+        return child()
+
+    with hx.Workflow("flaky-child") as wf:
+        parent()
+    wf.run()
+    """
+)
+
+
+def test_retry_failed_reruns_a_parent_and_adopts_its_children(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    script = tmp_path / "flow.py"
+    script.write_text(FLAKY_CHILD.format(marker=str(marker)))
+    env = {**os.environ, "HEXFLOW_HOME": str(tmp_path / ".hexflow")}
+    cmd = [sys.executable, "-m", "hexflow.cli.main"]
+
+    def hexflow(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*cmd, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    first = hexflow("run", str(script), "--json")
+    assert first.returncode == 1 and json.loads(first.stdout)["state"] == "failed"
+    run_id = json.loads(first.stdout)["run_id"]
+    marker.touch()
+    again = hexflow("resume", run_id, "--retry-failed", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["tasks"] == {"succeeded": 2}
+    rows = {r["task_id"]: r for r in json.loads(hexflow("tasks", run_id, "--json").stdout)}
+    assert rows["parent-1"]["join"] == "parent-1.child-1"

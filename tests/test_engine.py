@@ -747,3 +747,80 @@ def test_a_created_run_that_cannot_start_is_left_unowned(tmp_path: Path) -> None
     stored = store.get_run("s1")
     assert stored.owner is None and stored.state is RunState.PENDING  # as created, free
     assert [t.state for t in store.load_tasks("s1")] == [TaskState.READY]
+
+
+def test_a_launch_that_raises_fails_that_task_only(tmp_path: Path) -> None:
+    class Flaky(LocalExecutor):
+        def submit(self, launch):  # type: ignore[no-untyped-def]
+            if launch.spec.id == "bad":
+                raise RuntimeError("no slot for you")
+            super().submit(launch)
+
+    store = MemoryStore()
+    engine = Engine(store, Flaky(cpus=2, scratch_dir=str(tmp_path / "scratch")))
+    specs = [shell_spec("bad", argv=("true",)), shell_spec("good", argv=("true",))]
+    engine.create_run(
+        "flaky", specs, workdir=str(tmp_path), run_id="f1",
+        config={"home": str(tmp_path / ".hexflow")},
+    )  # fmt: skip
+    run = engine.run("f1")
+    assert run.state is RunState.FAILED  # it ends instead of hanging
+    bad, good = store.get_task("f1", "bad"), store.get_task("f1", "good")
+    assert bad.state is TaskState.FAILED and bad.reason == "launch_failed"
+    assert "no slot for you" in (bad.error or "")
+    assert good.state is TaskState.SUCCEEDED
+
+
+def test_worker_boot_lines_agree() -> None:
+    from hexflow.executors.local import pool, worker
+
+    assert pool._BOOT == worker.BOOT  # noqa: SLF001
+
+
+def test_tasks_see_the_users_pythonpath_not_the_engines(tmp_path: Path) -> None:
+    @hx.task
+    def path_of_task() -> str | None:
+        return os.environ.get("PYTHONPATH")
+
+    @hx.shell(use_shell=True)
+    def path_of_command() -> str:
+        return 'echo "[$PYTHONPATH]" > seen.txt'
+
+    with hx.Workflow("paths", workdir=tmp_path) as wf:
+        p = path_of_task()
+        path_of_command()
+    old = os.environ.pop("PYTHONPATH", None)
+    try:
+        run = wf.run(settings=make_settings(tmp_path))
+    finally:
+        if old is not None:
+            os.environ["PYTHONPATH"] = old
+    assert run.ok
+    assert p.result() is None
+    assert (tmp_path / "seen.txt").read_text() == "[]\n"
+
+
+def test_bad_cwd_and_many_tiny_tasks(tmp_path: Path) -> None:
+    @hx.shell(cpus=0.05)
+    def tiny(i: int) -> list[str]:
+        return ["true"]
+
+    with hx.Workflow("tiny", workdir=tmp_path) as wf:
+        for i in range(40):
+            tiny(i)
+    run = wf.run(settings=make_settings(tmp_path, HEXFLOW_CPUS="1"))
+    assert run.ok  # 20 fit at once; the pool queues what exceeds its worker limit
+
+    from hexflow.model import Resources
+
+    store = MemoryStore()
+    engine = Engine(store, LocalExecutor(cpus=1, scratch_dir=str(tmp_path / "s")))
+    spec = TaskSpec(
+        id="lost", name="lost", kind=TaskKind.SHELL, command=("true",), cwd="no/such/dir",
+        resources=Resources(cpus=1),
+    )  # fmt: skip
+    engine.create_run("cwd", [spec], workdir=str(tmp_path), run_id="c1", config={})
+    engine.run("c1")
+    rec = store.get_task("c1", "lost")
+    assert rec.state is TaskState.FAILED and rec.reason == "launch_failed"
+    assert "does not exist" in (rec.error or "")

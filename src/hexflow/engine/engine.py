@@ -100,6 +100,7 @@ class Engine:
         self._turn_scheduled = False
         self._counts: dict[TaskState, int] = {}
         self._joins: dict[str, list[str]] = {}  # spawned task -> tasks waiting for its result
+        self._timers: list[asyncio.TimerHandle] = []
         self._last_progress = 0.0
         self._started = 0.0
         self._done: asyncio.Future[RunRecord] | None = None
@@ -175,6 +176,8 @@ class Engine:
             return await self._done
         finally:
             poller.cancel()
+            for timer in self._timers:
+                timer.cancel()
             self.executor.shutdown()
             self._release()
 
@@ -214,16 +217,26 @@ class Engine:
             run, records, self.dag = created
         else:
             run = self.store.get_run(run_id)
-            if owner_alive(run.owner) and run.owner != my_owner_id():
+            me = my_owner_id()
+            if owner_alive(run.owner) and run.owner != me:
                 raise EngineError(
                     f"run {run.id} is being driven by another live process ({run.owner})",
                     hint="wait for it, or stop it with `hexflow cancel RUN`",
+                    run=run.id,
+                )
+            # Take the run over atomically: of two resumes started at once, one wins.
+            if run.owner != me and not self.store.claim_run(run.id, run.owner, me):
+                raise EngineError(
+                    f"run {run.id} was just taken over by another process",
+                    hint="`hexflow status RUN` shows who drives it now",
                     run=run.id,
                 )
             records = self.store.load_tasks(run.id)
             self.dag.add_many(r.spec for r in records)
         now = self._now()
         run.owner = my_owner_id()
+        if retry_failed:  # an earlier cancel is over: the run may succeed now
+            run.cancel_requested = False
         if run.state is not RunState.RUNNING:
             run.set_state(RunState.RUNNING)
         run.started_at = run.started_at or now
@@ -242,13 +255,14 @@ class Engine:
                 rec.attempt = max(0, rec.attempt - 1)
                 rec.reason = "requeued after restart"
                 self._dirty[rec.id] = rec
-            elif rec.state is S.RETRYING:
-                rec.set_state(S.READY)
-                self._dirty[rec.id] = rec
+            elif rec.state is S.RETRYING:  # keep the backoff it was waiting out
+                self._count(None, rec.state)
+                self._after(max(0.0, (rec.retry_at or now) - now), self._retry_due, rec.id)
+                continue
             elif retry_failed and rec.state in (S.FAILED, S.UPSTREAM_FAILED, S.CANCELLED):
                 rec.set_state(S.PENDING)
                 rec.attempt = 0
-                rec.reason = rec.error = rec.traceback = rec.root_cause = None
+                rec.reason = rec.error = rec.traceback = rec.root_cause = rec.join = None
                 self._dirty[rec.id] = rec
             self._count(None, rec.state)
         for spec_id in self.dag.topological_order():
@@ -447,7 +461,23 @@ class Engine:
             stdout=stdout,
             stderr=stderr,
         )
-        return lambda: self.executor.submit(launch)
+        return lambda: self._submit(launch)
+
+    def _submit(self, launch: Launch) -> None:
+        try:
+            self.executor.submit(launch)
+        except Exception as exc:  # noqa: BLE001 - that task fails; the run goes on
+            self._report(
+                TaskEnded(
+                    launch.token,
+                    ok=False,
+                    ended_at=self._now(),
+                    reason="launch_failed",
+                    error=f"the {self.executor.name} executor could not start it: "
+                    f"{type(exc).__name__}: {exc}",
+                    retryable=False,
+                )
+            )
 
     def _on_started(self, event: TaskStarted) -> None:
         task_id = self._tokens.get(event.token)
@@ -476,6 +506,9 @@ class Engine:
                 rec.join = event.join
                 self._dirty[rec.id] = rec
                 self._joins.setdefault(event.join, []).append(rec.id)
+                target = self.records[event.join]
+                if target.state.terminal:  # an adopted child that had already ended
+                    self._resolve_joins(target)
                 return
             rec.result = event.result
             self._succeeded(rec)
@@ -495,8 +528,7 @@ class Engine:
             delay = rec.spec.retry.delay(rec.attempt)
             rec.retry_at = self._now() + delay
             self._set(rec, S.RETRYING)
-            assert self._loop is not None
-            self._loop.call_later(delay, self._retry_due, rec.id)
+            self._after(delay, self._retry_due, rec.id)
         else:
             self._set(rec, S.FAILED)
             self._fail_dependents(rec)
@@ -505,6 +537,10 @@ class Engine:
         """Add the tasks ``parent`` created while it ran; a bad batch fails the parent."""
         assert event.spawned is not None
         specs = pickle.loads(event.spawned)  # written by our own worker, not by a user
+        # A parent run again (retry, resume --retry-failed) spawns the same ids again: the
+        # children it already has are adopted as they are.
+        mine = parent.id + "."
+        specs = [s for s in specs if not (s.id in self.dag and s.id.startswith(mine))]
         try:
             self._grow(specs)
         except SpecError as exc:
@@ -514,6 +550,11 @@ class Engine:
             self._fail_dependents(parent)
             return False
         return True
+
+    def _after(self, delay: float, callback: Callable[..., None], *args: Any) -> None:
+        """A timer of this drive: cancelled when the drive ends, so none fires later."""
+        assert self._loop is not None
+        self._timers.append(self._loop.call_later(delay, callback, *args))
 
     def _retry_due(self, task_id: str) -> None:
         def apply() -> None:

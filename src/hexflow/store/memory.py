@@ -81,6 +81,14 @@ class MemoryStore:
             if task.cache_key and task.state.value == "succeeded":
                 self._cache.setdefault(task.cache_key, (task.run_id, task.spec.id))
 
+    def claim_run(self, run_id: str, expected_owner: str | None, owner: str) -> bool:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None or run.owner != expected_owner:
+                return False
+            run.owner = owner
+            return True
+
     def get_run(self, run_id: str) -> RunRecord:
         with self._lock:
             full = resolve_run_id(run_id, list(self._runs))

@@ -263,6 +263,16 @@ class SqlStore:
         self._seq[run_id] += 1
         return self._seq[run_id]
 
+    def claim_run(self, run_id: str, expected_owner: str | None, owner: str) -> bool:
+        seen = (
+            _RUNS.c.owner.is_(None) if expected_owner is None else _RUNS.c.owner == expected_owner
+        )
+        with self._tx() as conn:
+            result = conn.execute(
+                _RUNS.update().where(_RUNS.c.id == run_id, seen).values(owner=owner)
+            )
+            return bool(result.rowcount == 1)
+
     def get_run(self, run_id: str) -> RunRecord:
         with self._engine.connect() as conn:
             row = conn.execute(select(runs).where(runs.c.id == run_id)).first()

@@ -14,12 +14,22 @@ import pickle
 import signal
 import subprocess
 import sys
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 from hexflow.executors.local.process import signal_group
+
+# Kept in step with hexflow.executors.local.worker.BOOT (a test checks they are equal); not
+# imported from there, so that the engine does not load the worker module.
+_BOOT = (
+    "import os, sys; "
+    "sys.path[:0] = os.environ.pop('HEXFLOW_WORKER_PATH').split(os.pathsep); "
+    "from hexflow.executors.local.worker import main; "
+    "main(*map(int, sys.argv[1:4]))"
+)
 
 Answer = tuple[Any, ...]
 
@@ -57,6 +67,7 @@ class WorkerPool:
         self._idle: list[Worker] = []
         self._all: dict[str, Worker] = {}
         self._by_token: dict[int, Worker] = {}
+        self._pending: deque[tuple[Any, ...]] = deque()  # jobs waiting for a worker
         self._count = 0
         self._closing = False
 
@@ -71,17 +82,10 @@ class WorkerPool:
         ans_r, ans_w = os.pipe()
         self._count += 1
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        env["HEXFLOW_WORKER_PATH"] = os.pathsep.join(p for p in sys.path if p)
         scratch = _scratch_files(self._scratch, self._count)
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hexflow.executors.local.worker",
-                str(job_r),
-                str(ans_w),
-                str(os.getpid()),
-            ],
+            [sys.executable, "-c", _BOOT, str(job_r), str(ans_w), str(os.getpid())],
             pass_fds=(job_r, ans_w),
             stdin=subprocess.DEVNULL,
             stdout=scratch[0],
@@ -108,8 +112,18 @@ class WorkerPool:
         return len(self._by_token)
 
     def submit(self, job: tuple[Any, ...]) -> str:
-        """Send ``job`` (its first item is the token) to an idle worker; returns its name."""
+        """Send ``job`` (its first item is the token) to an idle worker; returns its name.
+
+        With no idle worker a new one starts, up to ``max_size``; past that, the job waits
+        for the next worker to become idle (tiny fractional cpus must not fork-bomb).
+        """
+        if not self._idle and len(self._all) >= self.max_size:
+            self._pending.append(job)
+            return "queued"
         worker = self._idle.pop() if self._idle else self._spawn()
+        return self._send(worker, job)
+
+    def _send(self, worker: Worker, job: tuple[Any, ...]) -> str:
         token = job[0]
         worker.token = token
         worker.logs = (job[6], job[7])
@@ -124,6 +138,11 @@ class WorkerPool:
         """Kill the worker running ``token`` (process group), report the loss as ``reason``."""
         worker = self._by_token.get(token)
         if worker is None:
+            for job in self._pending:  # not started yet: drop it
+                if job[0] == token:
+                    self._pending.remove(job)
+                    self._on_lost(token, reason)
+                    return True
             return False
         signal_group(worker.proc.pid, signal.SIGKILL)
         self._lose(worker, reason)
@@ -155,15 +174,29 @@ class WorkerPool:
             worker.token = None
             worker.child = None
             if worker.alive:
-                self._idle.append(worker)
+                if self._pending:
+                    self._send(worker, self._pending.popleft())
+                else:
+                    self._idle.append(worker)
             self._on_answer(message)
         except (EOFError, OSError):
             self._lose(worker, "worker_lost")
+
+    def _drain_started(self, worker: Worker) -> None:
+        """Read what the worker sent but we have not handled: a command it started."""
+        try:
+            while worker.answers.poll(0):
+                message = pickle.loads(worker.answers.recv_bytes())
+                if message[0] == "S":
+                    worker.child = message[2]
+        except (EOFError, OSError, pickle.UnpicklingError):
+            pass
 
     def _lose(self, worker: Worker, reason: str) -> None:
         if not worker.alive:
             return
         worker.alive = False
+        self._drain_started(worker)
         if worker.child is not None:  # its shell command runs in a session of its own
             signal_group(worker.child, signal.SIGKILL)
         assert self._loop is not None
@@ -185,14 +218,20 @@ class WorkerPool:
                 _salvage(worker.scratch, worker.logs)
         for fd in worker.scratch:
             os.close(fd)
-        if not self._closing and len(self._all) < self.size:
-            self._idle.append(self._spawn())
+        if not self._closing and (len(self._all) < self.size or self._pending):
+            fresh = self._spawn()
+            if self._pending:
+                self._send(fresh, self._pending.popleft())
+            else:
+                self._idle.append(fresh)
         if token is not None:
             self._on_lost(token, reason)
 
     def shutdown(self) -> None:
         self._closing = True
+        self._pending.clear()
         for worker in list(self._all.values()):
+            self._drain_started(worker)
             if worker.child is not None:
                 signal_group(worker.child, signal.SIGKILL)
             if self._loop is not None and worker.alive:
@@ -200,6 +239,9 @@ class WorkerPool:
             worker.alive = False
             worker.jobs.close()
             worker.answers.close()
+        for worker in list(self._all.values()):
+            if worker.token is not None:  # busy: its task is abandoned, do not wait for it
+                signal_group(worker.proc.pid, signal.SIGKILL)
         for worker in list(self._all.values()):
             try:
                 worker.proc.wait(timeout=2)

@@ -252,9 +252,14 @@ def _run_command(
                 os.close(err)
         finally:
             os.close(out)
-    except OSError as exc:
+    except (OSError, ValueError, TypeError) as exc:
         code = 127 if isinstance(exc, FileNotFoundError) else 126
-        message = f"cannot start {command[0]!r}: {exc.strerror or exc}"
+        if cwd and not os.path.isdir(cwd):
+            message = f"cannot start the command: its directory {cwd!r} does not exist"
+        elif isinstance(exc, OSError):
+            message = f"cannot start {command[0]!r}: {exc.strerror or exc}"
+        else:
+            message = f"cannot start {command[0]!r}: {exc}"
         return (token, False, None, "launch_failed", message, None, start, code, None, None)
     _command["child"] = proc.pid
     if _command["orphaned"]:  # the engine died while we were starting the command
@@ -347,9 +352,28 @@ def main(read_fd: int, write_fd: int, parent: int | None = None) -> None:
         except (EOFError, OSError):
             return
         job = pickle.loads(message)
-        answer = run_job(job, output, answers)
-        answers.send_bytes(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
+        try:
+            answer = run_job(job, output, answers)
+            blob = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # noqa: BLE001 - a bug of ours: answer it, do not die
+            import traceback
+
+            tb = traceback.format_exc()
+            message_ = f"hexflow worker error: {type(exc).__name__}: {exc}"
+            failed = (job[0], False, None, "WorkerError", message_, tb, time.time(), None)
+            blob = pickle.dumps((*failed, None, None), protocol=pickle.HIGHEST_PROTOCOL)
+        answers.send_bytes(blob)
 
 
 if __name__ == "__main__":
     main(int(sys.argv[1]), int(sys.argv[2]), *map(int, sys.argv[3:4]))
+
+# The pool starts workers with ``python -c BOOT``: the engine's sys.path reaches the worker
+# in HEXFLOW_WORKER_PATH, which is removed at once, so tasks (and the commands they start)
+# see the user's own PYTHONPATH, not the engine's.
+BOOT = (
+    "import os, sys; "
+    "sys.path[:0] = os.environ.pop('HEXFLOW_WORKER_PATH').split(os.pathsep); "
+    "from hexflow.executors.local.worker import main; "
+    "main(*map(int, sys.argv[1:4]))"
+)
