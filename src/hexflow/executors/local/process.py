@@ -2,9 +2,11 @@
 
 Shell tasks run in their own session, so a signal to the group reaches every process the
 command started. A *process tag* (``pid:PID:START``, START from /proc, in clock ticks since
-boot) names a group leader unambiguously even when pids are reused; it is persisted when a
-shell task starts, so that ``resume`` can stop what a crashed engine left running. This
-module is imported by workers: it stays light (no psutil, no asyncio).
+boot) names a group leader unambiguously even when pids are reused. It is the task's
+``worker`` field; the local executor does not need it persisted before it acts (its
+workers kill their command's group when the engine dies), but ``reap`` stops a tagged
+group if a record carrying one is found in flight on resume. This module is imported by
+workers: it stays light (no psutil, no asyncio).
 """
 
 from __future__ import annotations
