@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pickle
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from hexflow.engine.cache import cache_key
+from hexflow.engine.cancel import CancelMixin
+from hexflow.engine.joins import JoinMixin
 from hexflow.engine.lease import my_owner_id, owner_alive
 from hexflow.engine.paths import RunPaths, run_home
+from hexflow.engine.progress import Progress, ProgressFn
 from hexflow.errors import EngineError, SpecError
 from hexflow.executors.base import Executor, ExecutorEvent, Launch, TaskEnded, TaskStarted
 from hexflow.model import (
-    Resources,
     RunRecord,
     RunState,
     TaskKind,
@@ -38,27 +39,13 @@ from hexflow.scheduler import ReadyQueue
 from hexflow.store import Store
 
 S = TaskState
-ProgressFn = Callable[["Progress"], None]
 
 _TERMINAL = frozenset(s for s in S if s.terminal)
 # Reasons after which a retry makes no sense.
 _NO_RETRY = {"cancelled", "launch_failed"}
 
 
-@dataclass(slots=True)
-class Progress:
-    run_id: str
-    total: int
-    counts: dict[str, int]
-    elapsed: float
-
-    @property
-    def done(self) -> int:
-        c = self.counts
-        return sum(c.get(s.value, 0) for s in S if s.terminal)
-
-
-class Engine:
+class Engine(CancelMixin, JoinMixin):
     def __init__(
         self,
         store: Store,
@@ -364,25 +351,6 @@ class Engine:
         if self._joins and state.terminal and rec.id in self._joins:
             self._resolve_joins(rec)
 
-    def _resolve_joins(self, target: TaskRecord) -> None:
-        """A spawned task ended: the tasks that returned its future end the same way."""
-        for parent_id in self._joins.pop(target.id, ()):
-            parent = self.records[parent_id]
-            if parent.state is not S.RUNNING:
-                continue  # cancelled while it waited
-            parent.ended_at = target.ended_at or self._now()
-            if target.state is S.SUCCEEDED:
-                parent.result = target.result
-                self._succeeded(parent)
-                continue
-            parent.reason = "upstream_failed"
-            parent.root_cause = target.root_cause or target.id
-            parent.error = f"spawned task {target.name!r} {target.state.value}" + (
-                f": {target.error}" if target.error else ""
-            )
-            self._set(parent, S.FAILED)
-            self._fail_dependents(parent)
-
     def _count(self, old: TaskState | None, new: TaskState) -> None:
         c = self._counts
         if old is not None:
@@ -533,24 +501,6 @@ class Engine:
             self._set(rec, S.FAILED)
             self._fail_dependents(rec)
 
-    def _spawn(self, parent: TaskRecord, event: TaskEnded) -> bool:
-        """Add the tasks ``parent`` created while it ran; a bad batch fails the parent."""
-        assert event.spawned is not None
-        specs = pickle.loads(event.spawned)  # written by our own worker, not by a user
-        # A parent run again (retry, resume --retry-failed) spawns the same ids again: the
-        # children it already has are adopted as they are.
-        mine = parent.id + "."
-        specs = [s for s in specs if not (s.id in self.dag and s.id.startswith(mine))]
-        try:
-            self._grow(specs)
-        except SpecError as exc:
-            parent.reason = "error"
-            parent.error = f"the tasks it spawned were rejected: {exc}"
-            self._set(parent, S.FAILED)
-            self._fail_dependents(parent)
-            return False
-        return True
-
     def _after(self, delay: float, callback: Callable[..., None], *args: Any) -> None:
         """A timer of this drive: cancelled when the drive ends, so none fires later."""
         assert self._loop is not None
@@ -600,56 +550,6 @@ class Engine:
         if cascade:
             self._fail_dependents(rec)
 
-    # ---------------------------------------------------------------- cancellation
-    async def _poll_cancels(self) -> None:
-        assert self.run_record is not None
-        run_id = self.run_record.id
-        while True:
-            await asyncio.sleep(self._cancel_poll)
-            requests = await asyncio.to_thread(self.store.pending_cancels, run_id)
-            if requests:
-                self._inbox.append(lambda reqs=requests: self._apply_cancels(reqs))
-                self._wake()
-
-    def _apply_cancels(self, requests: list[Any]) -> None:
-        for req in requests:
-            self._handled_cancels.append(req.id)
-            if req.task_id is None:
-                self.cancel_run()
-            elif req.task_id in self.records:
-                self.cancel_task(req.task_id)
-
-    def cancel_run(self) -> None:
-        assert self.run_record is not None
-        self.run_record.cancel_requested = True
-        self._run_dirty = True
-        for rec in self.records.values():
-            if not rec.state.terminal:
-                self.cancel_task(rec.id)
-
-    def cancel_task(self, task_id: str) -> None:
-        rec = self.records[task_id]
-        if rec.state.terminal:
-            return
-        if rec.join and rec.state is S.RUNNING:  # waiting for a spawned task
-            rec.reason, rec.error = "cancelled", "cancelled by request"
-            self._set(rec, S.CANCELLED)
-            self._fail_dependents(rec)
-            return
-        if rec.state.in_flight:
-            token = self._token_of.get(task_id)
-            if token is not None and token not in self._cancel_tokens:
-                self._cancel_tokens.add(token)
-                self._actions.append(lambda: self.executor.cancel(token, "cancelled"))
-            return
-        self._queue.remove(task_id)
-        self._waiting.pop(task_id, None)
-        rec.reason = "cancelled"
-        rec.error = "cancelled by request"
-        self._set(rec, S.CANCELLED)
-        self._fail_dependents(rec)
-        self._wake()
-
     # ---------------------------------------------------------------- completion
     def _maybe_finish(self) -> None:
         assert self.run_record is not None and self._done is not None
@@ -696,7 +596,3 @@ class Engine:
                 elapsed=self._now() - self._started,
             )
         )
-
-
-def default_capacity() -> Resources:
-    return Resources(cpus=float(os.cpu_count() or 1))
