@@ -212,65 +212,51 @@ def run_command(
     start = time.time()
     _command_mode(True)
     try:
-        return _run_command(token, command, use_shell, env, cwd, out_path, err_path, answers, start)
+        # The command's environment is ours plus ``env``: set in os.environ for the time of the
+        # fork (Popen then passes no env of its own), which is much cheaper than building a
+        # whole new environment; restored right after.
+        saved_env = {k: os.environ.get(k) for k in env}
+        try:
+            out = os.open(out_path, _LOG_FLAGS, 0o666)  # as open(path, "ab"), without the buffer
+            try:
+                err = os.open(err_path, _LOG_FLAGS, 0o666)
+                try:
+                    os.environ.update(env)
+                    proc = subprocess.Popen(  # noqa: S603 - argv list; a shell only on explicit request
+                        command[0] if use_shell else list(command),
+                        shell=use_shell,  # noqa: S602
+                        stdin=_devnull(),
+                        stdout=out,
+                        stderr=err,
+                        cwd=cwd or None,
+                        start_new_session=True,
+                    )
+                finally:
+                    _restore_env(saved_env)
+                    os.close(err)
+            finally:
+                os.close(out)
+        except (OSError, ValueError, TypeError) as exc:
+            code = 127 if isinstance(exc, FileNotFoundError) else 126
+            if cwd and not os.path.isdir(cwd):
+                message = f"cannot start the command: its directory {cwd!r} does not exist"
+            elif isinstance(exc, OSError):
+                message = f"cannot start {command[0]!r}: {exc.strerror or exc}"
+            else:
+                message = f"cannot start {command[0]!r}: {exc}"
+            return (token, False, None, "launch_failed", message, None, start, code, None, None)
+        _command["child"] = proc.pid
+        if _command["orphaned"]:  # the engine died while we were starting the command
+            signal_group(proc.pid, signal.SIGKILL)
+            os._exit(1)
+        if answers is not None:
+            answers.send_bytes(pickle.dumps(("S", token, proc.pid, process_tag(proc.pid))))
+        code = proc.wait()
+        signal_group(proc.pid, signal.SIGKILL)  # the leader is gone: stragglers go with it
+        result = _ZERO if code == 0 else None
+        return (token, code == 0, result, None, None, None, start, code, None, None)
     finally:
         _command_mode(False)
-
-
-def _run_command(
-    token: int,
-    command: tuple[str, ...],
-    use_shell: bool,
-    env: Mapping[str, str],
-    cwd: str | None,
-    out_path: str,
-    err_path: str,
-    answers: Pipe | None,
-    start: float,
-) -> tuple[Any, ...]:
-    # The command's environment is ours plus ``env``: set in os.environ for the time of the
-    # fork (Popen then passes no env of its own), which is much cheaper than building a
-    # whole new environment; restored right after.
-    saved_env = {k: os.environ.get(k) for k in env}
-    try:
-        out = os.open(out_path, _LOG_FLAGS, 0o666)  # as open(path, "ab"), without the buffer
-        try:
-            err = os.open(err_path, _LOG_FLAGS, 0o666)
-            try:
-                os.environ.update(env)
-                proc = subprocess.Popen(  # noqa: S603 - argv list; a shell only on explicit request
-                    command[0] if use_shell else list(command),
-                    shell=use_shell,  # noqa: S602
-                    stdin=_devnull(),
-                    stdout=out,
-                    stderr=err,
-                    cwd=cwd or None,
-                    start_new_session=True,
-                )
-            finally:
-                _restore_env(saved_env)
-                os.close(err)
-        finally:
-            os.close(out)
-    except (OSError, ValueError, TypeError) as exc:
-        code = 127 if isinstance(exc, FileNotFoundError) else 126
-        if cwd and not os.path.isdir(cwd):
-            message = f"cannot start the command: its directory {cwd!r} does not exist"
-        elif isinstance(exc, OSError):
-            message = f"cannot start {command[0]!r}: {exc.strerror or exc}"
-        else:
-            message = f"cannot start {command[0]!r}: {exc}"
-        return (token, False, None, "launch_failed", message, None, start, code, None, None)
-    _command["child"] = proc.pid
-    if _command["orphaned"]:  # the engine died while we were starting the command
-        signal_group(proc.pid, signal.SIGKILL)
-        os._exit(1)
-    if answers is not None:
-        answers.send_bytes(pickle.dumps(("S", token, proc.pid, process_tag(proc.pid))))
-    code = proc.wait()
-    signal_group(proc.pid, signal.SIGKILL)  # the leader is gone: stragglers go with it
-    result = _ZERO if code == 0 else None
-    return (token, code == 0, result, None, None, None, start, code, None, None)
 
 
 _LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
