@@ -165,9 +165,8 @@ def run(
     suffix = file.suffix.lower()
     with live_progress(console, enabled=not as_json and console.is_terminal):
         if suffix == ".py":
-            _run_script(file, settings, as_json)
-            return
-        if suffix not in (".yaml", ".yml", ".json"):
+            result = _run_script(file, settings, as_json)
+        elif suffix not in (".yaml", ".yml", ".json"):
             _fail(
                 SpecError(
                     f"{file}: unknown workflow type {suffix!r}",
@@ -175,11 +174,12 @@ def run(
                 ),
                 2,
             )
-        from hexflow.flow.yamlspec import load_workflow
+        else:
+            from hexflow.flow.yamlspec import load_workflow
 
-        wf = _guard(lambda: load_workflow(file, params=_parse_params(param or [])))
-        result = _guard(lambda: wf.run(settings=settings))
-    _finish(result.record, list(result.tasks.values()), as_json)
+            wf = _guard(lambda: load_workflow(file, params=_parse_params(param or [])))
+            result = _guard(lambda: wf.run(settings=settings))
+    _finish(result.record, list(result.tasks.values()), as_json)  # after the bar has stopped
 
 
 def _run_user_script(file: Path) -> None:
@@ -197,7 +197,7 @@ def _run_user_script(file: Path) -> None:
         ) from None
 
 
-def _run_script(file: Path, settings: Settings, as_json: bool) -> None:
+def _run_script(file: Path, settings: Settings, as_json: bool) -> Any:
     from hexflow.flow import workflow as wf_module
 
     runs: list[Any] = []
@@ -222,7 +222,7 @@ def _run_script(file: Path, settings: Settings, as_json: bool) -> None:
     if len(runs) > 1 and not as_json:
         for r in runs[:-1]:
             out.print(f"run {r.id}: {r.state}")
-    _finish(last.record, list(last.tasks.values()), as_json)
+    return last
 
 
 @app.command()
