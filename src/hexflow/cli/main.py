@@ -451,6 +451,11 @@ def demo(
     raise typer.Exit(0 if report.get("ok") else 1)
 
 
+from hexflow.cli.sim import sim_app  # noqa: E402
+
+app.add_typer(sim_app, name="sim")
+
+
 def main() -> None:
     app()
 
