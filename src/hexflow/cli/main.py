@@ -27,6 +27,10 @@ app = typer.Typer(
     help="hexflow: run HPC workflows (Python, YAML, JSON) with durable state, retries, "
     "checkpoint/restart and QoS.\n\nState lives in .hexflow/ of the current directory "
     "(SQLite) unless --home or --db says otherwise.",
+    epilog="Examples:  hexflow run flow.py  ·  hexflow run pipeline.yaml -p steps=500  ·  "
+    "hexflow status  ·  hexflow tasks RUN --state failed  ·  hexflow logs RUN TASK -f  ·  "
+    "hexflow resume RUN  ·  hexflow cancel RUN/TASK  ·  hexflow demo 1 --json.  "
+    "Exit codes: 0 ok, 1 the run failed, 2 bad input, 3 internal or store error.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
