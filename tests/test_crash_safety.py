@@ -14,9 +14,7 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ import pytest
 from hexflow.model import TaskState
 from hexflow.settings import Settings
 from hexflow.store import SqlStore
+from tests.helpers import live, run_cli, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -108,31 +107,13 @@ def start_cli(where: Path, home: Path, *args: str) -> subprocess.Popen[str]:
 def cli(
     where: Path, home: Path, *args: str, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hexflow.cli.main", *args],
-        cwd=where,
-        env=cli_env(home),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli(where, cli_env(home), *args, timeout=timeout)
 
 
 def cli_json(where: Path, home: Path, *args: str) -> Any:
     proc = cli(where, home, *args, "--json")
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def workers_of(home: Path) -> list[psutil.Process]:
@@ -327,13 +308,6 @@ class Gated:
         runs = cli_json(self.where, self.home, "status")
         assert len(runs) == 1 and runs[0]["state"] == "running", runs
         return proc, str(runs[0]["run_id"]), worker
-
-
-def live(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def test_resume_is_refused_while_the_owner_is_alive(tmp_path: Path) -> None:

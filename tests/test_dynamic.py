@@ -17,6 +17,7 @@ import pytest
 import hexflow as hx
 from hexflow.model import TaskState
 from hexflow.settings import Settings
+from tests.helpers import run_cli
 
 
 @hx.task
@@ -190,23 +191,12 @@ def test_join_survives_a_crash_of_the_engine(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     script.unlink()  # resume needs no script: its functions were stored by value
-    status = subprocess.run(
-        [*cmd, "status", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
+    status = run_cli(tmp_path, env, "status", "--json")
     run_id = json.loads(status.stdout)[0]["run_id"]
-    done = subprocess.run(
-        [*cmd, "resume", run_id, "--json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_cli(tmp_path, env, "resume", run_id, "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["state"] == "succeeded"
-    tasks = subprocess.run(
-        [*cmd, "tasks", run_id, "--json"], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
+    tasks = run_cli(tmp_path, env, "tasks", run_id, "--json")
     rows = {r["task_id"]: r for r in json.loads(tasks.stdout)}
     assert rows["parent-1"]["join"] == "parent-1.total-1"
     assert rows["double-1"]["state"] == "succeeded"
@@ -253,12 +243,9 @@ def test_retry_failed_reruns_a_parent_and_adopts_its_children(tmp_path: Path) ->
     script = tmp_path / "flow.py"
     script.write_text(FLAKY_CHILD.format(marker=str(marker)))
     env = {**os.environ, "HEXFLOW_HOME": str(tmp_path / ".hexflow")}
-    cmd = [sys.executable, "-m", "hexflow.cli.main"]
 
     def hexflow(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*cmd, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
-        )
+        return run_cli(tmp_path, env, *args)
 
     first = hexflow("run", str(script), "--json")
     assert first.returncode == 1 and json.loads(first.stdout)["state"] == "failed"

@@ -31,6 +31,7 @@ from hexflow.model import RunState, TaskKind, TaskSpec, TaskState
 from hexflow.model.refs import TaskRef
 from hexflow.settings import Settings
 from hexflow.store import MemoryStore
+from tests.helpers import live, run_cli, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -54,33 +55,7 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
 def hexflow_cli(
     tmp_path: Path, *args: str, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hexflow.cli.main", *args],
-        cwd=tmp_path,
-        env=cli_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def wait_for(cond: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
-def live(pid: int) -> bool:
-    """True while ``pid`` is a running process (a zombie has finished running)."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+    return run_cli(tmp_path, cli_env(tmp_path), *args, timeout=timeout)
 
 
 def group_members(pgid: int) -> list[int]:
