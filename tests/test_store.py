@@ -232,3 +232,38 @@ def test_an_older_schema_is_upgraded_in_place_without_losing_data(tmp_path: Path
         columns = {row[1] for row in db.execute("PRAGMA table_info(tasks)")}
         version = db.execute("SELECT version_num FROM alembic_version").fetchone()[0]
     assert "join_id" in columns and version == SCHEMA_HEAD
+
+
+class _Evil:
+    """Unpickling this runs a command: what a tampered store row could hold."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_reading_a_tampered_spec_runs_no_code(tmp_path: Path) -> None:
+    import pickle
+
+    from hexflow.store.sql import load_spec
+
+    marker = tmp_path / "pwned"
+    store = SqlStore(sqlite_url(tmp_path / "hexflow.db"))
+    try:
+        run = make_run("r1")
+        store.create_run(run, make_tasks("r1", make_spec("a")))
+        with sqlite3.connect(tmp_path / "hexflow.db") as db:
+            db.execute("UPDATE tasks SET spec = ?", (pickle.dumps(_Evil(str(marker))),))
+        fresh = SqlStore(sqlite_url(tmp_path / "hexflow.db"))  # no cached specs
+        try:
+            with pytest.raises(StoreError, match=r"refers to posix\.system"):
+                fresh.load_tasks("r1")
+        finally:
+            fresh.close()
+    finally:
+        store.close()
+    assert not marker.exists()
+    spec = make_spec("b")
+    assert load_spec(pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)) == spec

@@ -8,6 +8,7 @@ process (the case hexflow guarantees: ``kill -9`` then ``resume``).
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import sqlite3
@@ -477,7 +478,7 @@ def _run_params(run: RunRecord) -> tuple[Any, ...]:
 def _task_from_row(row: Any, spec: TaskSpec | None = None) -> TaskRecord:
     return TaskRecord(
         run_id=row["run_id"],
-        spec=spec if spec is not None else pickle.loads(row["spec"]),
+        spec=spec if spec is not None else load_spec(row["spec"]),
         state=TaskState(row["state"]),
         attempt=row["attempt"],
         submitted_at=row["submitted_at"],
@@ -569,3 +570,34 @@ def _redact(url: str) -> str:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
     return url
+
+
+# The only classes a stored TaskSpec is made of. A task's function and arguments stay bytes
+# inside it (unpickled by the worker that runs the task), so reading the store — to list,
+# inspect or resume runs — never runs code from it, whoever wrote the database.
+_SPEC_CLASSES = {
+    ("hexflow.model.spec", "TaskSpec"),
+    ("hexflow.model.spec", "TaskKind"),
+    ("hexflow.model.spec", "RetryPolicy"),
+    ("hexflow.model.resources", "Resources"),
+    ("hexflow.model.qos", "QoS"),
+}
+
+
+class _SpecUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _SPEC_CLASSES:
+            raise StoreError(
+                f"a stored task spec refers to {module}.{name}, which a spec never holds",
+                hint="the store was written by something other than hexflow, or tampered "
+                "with; it is not loaded",
+            )
+        return super().find_class(module, name)
+
+
+def load_spec(blob: bytes) -> TaskSpec:
+    """A TaskSpec from its stored bytes, building nothing but hexflow's own spec classes."""
+    spec = _SpecUnpickler(io.BytesIO(blob)).load()
+    if not isinstance(spec, TaskSpec):
+        raise StoreError(f"a stored task spec is a {type(spec).__name__}, not a TaskSpec")
+    return spec
