@@ -247,7 +247,7 @@ class _Evil:
 def test_reading_a_tampered_spec_runs_no_code(tmp_path: Path) -> None:
     import pickle
 
-    from hexflow.store.sql import load_spec
+    from hexflow.store.rows import load_spec
 
     marker = tmp_path / "pwned"
     store = SqlStore(sqlite_url(tmp_path / "hexflow.db"))

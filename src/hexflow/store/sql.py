@@ -8,8 +8,6 @@ process (the case hexflow guarantees: ``kill -9`` then ``resume``).
 
 from __future__ import annotations
 
-import io
-import json
 import pickle
 import sqlite3
 import threading
@@ -23,9 +21,23 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
 from hexflow.errors import StoreError
-from hexflow.model import RunRecord, RunState, TaskRecord, TaskSpec, TaskState
+from hexflow.model import RunRecord, TaskRecord, TaskSpec, TaskState
 from hexflow.store.base import CancelRequest
 from hexflow.store.lookup import resolve_run_id, resolve_task
+from hexflow.store.rows import (
+    INSERT_RUN_SQL,
+    INSERT_TASK_COLUMNS,
+    INSERT_TASK_SQL,
+    MUTABLE_TASK_COLUMNS,
+    UPDATE_RUN_SQL,
+    UPDATE_TASK_SQL,
+    mutable_params,
+    mutable_row,
+    run_from_row,
+    run_params,
+    run_row,
+    task_from_row,
+)
 from hexflow.store.schema import SCHEMA_HEAD, cancel_requests, runs, tasks
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -53,7 +65,7 @@ class SqlStore:
             .where(
                 tasks.c.run_id == bindparam("b_run_id"), tasks.c.task_id == bindparam("b_task_id")
             )
-            .values({c: bindparam(c) for c in _MUTABLE_TASK_COLUMNS})
+            .values({c: bindparam(c) for c in MUTABLE_TASK_COLUMNS})
         )
         # SQLite: the per-turn task update as plain SQL with positional parameters, which
         # skips SQLAlchemy's statement compilation and parameter processing (the hot path
@@ -61,7 +73,7 @@ class SqlStore:
         self._update_task_sql: str | None = None
         self._sqlite = self._engine.dialect.name == "sqlite"
         if self._sqlite:
-            self._update_task_sql = _UPDATE_TASK_SQL
+            self._update_task_sql = UPDATE_TASK_SQL
         # SQLite on a file: ``create_run`` and ``save`` run on one DB-API connection that
         # this store holds (taken from the engine's pool, so it has the same pragmas: WAL,
         # synchronous=NORMAL), with explicit BEGIN/COMMIT around plain SQL. That skips
@@ -83,7 +95,7 @@ class SqlStore:
             return
         try:
             with self._tx() as conn:
-                conn.execute(insert(runs), [_run_row(run)])
+                conn.execute(insert(runs), [run_row(run)])
                 self._seq[run.id] = 0
                 self._insert_tasks(conn, task_records)
         except BaseException:
@@ -108,7 +120,7 @@ class SqlStore:
             return
         with self._tx() as conn:
             for run in runs:
-                row = _run_row(run)
+                row = run_row(run)
                 run_id = row.pop("id")
                 result = conn.execute(_RUNS.update().where(_RUNS.c.id == run_id).values(row))
                 if result.rowcount == 0:
@@ -120,10 +132,10 @@ class SqlStore:
                 self._insert_tasks(conn, new_tasks)
             if tasks:
                 if self._update_task_sql is not None:
-                    params = [_mutable_params(t) for t in tasks]
+                    params = [mutable_params(t) for t in tasks]
                     result = conn.exec_driver_sql(self._update_task_sql, params)
                 else:
-                    result = conn.execute(self._update_task, [_mutable_row(t) for t in tasks])
+                    result = conn.execute(self._update_task, [mutable_row(t) for t in tasks])
                 if result.rowcount != len(tasks) and result.rowcount >= 0:
                     raise StoreError(
                         f"{len(tasks) - result.rowcount} task update(s) matched no row",
@@ -161,11 +173,11 @@ class SqlStore:
                 raise StoreError(f"store transaction could not start: {exc}") from exc
             try:
                 if new_run is not None:
-                    con.execute(_INSERT_RUN_SQL, _run_params(new_run))
+                    con.execute(INSERT_RUN_SQL, run_params(new_run))
                     self._seq[new_run.id] = 0
                 for run in runs:
-                    params = _run_params(run)
-                    if con.execute(_UPDATE_RUN_SQL, (*params[1:], params[0])).rowcount == 0:
+                    params = run_params(run)
+                    if con.execute(UPDATE_RUN_SQL, (*params[1:], params[0])).rowcount == 0:
                         raise StoreError(
                             f"run {run.id} was never created",
                             hint="create a run with create_run before saving changes to it",
@@ -174,9 +186,9 @@ class SqlStore:
                     rows = self._task_rows(
                         new_tasks, lambda run_id: self._next_seq_raw(con, run_id)
                     )
-                    con.executemany(_INSERT_TASK_SQL, rows)
+                    con.executemany(INSERT_TASK_SQL, rows)
                 if tasks:
-                    count = con.executemany(_UPDATE_TASK_SQL, map(_mutable_params, tasks)).rowcount
+                    count = con.executemany(UPDATE_TASK_SQL, map(mutable_params, tasks)).rowcount
                     if count != len(tasks) and count >= 0:
                         raise StoreError(
                             f"{len(tasks) - count} task update(s) matched no row",
@@ -214,7 +226,7 @@ class SqlStore:
     def _task_rows(
         records: Sequence[TaskRecord], next_seq: Callable[[str], int]
     ) -> list[tuple[Any, ...]]:
-        """Parameters of the task insert, in ``_INSERT_TASK_COLUMNS`` order."""
+        """Parameters of the task insert, in ``INSERT_TASK_COLUMNS`` order."""
         dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
         rows = []
         for rec in records:
@@ -227,7 +239,7 @@ class SqlStore:
                     spec.name,
                     spec.kind._value_,
                     dumps(spec, protocol=protocol),
-                    *_mutable_params(rec)[:-2],
+                    *mutable_params(rec)[:-2],
                 )
             )
         return rows
@@ -244,10 +256,10 @@ class SqlStore:
             return
         rows = self._task_rows(records, lambda run_id: self._next_seq(conn, run_id))
         if self._sqlite:  # plain SQL, as for the task update
-            conn.exec_driver_sql(_INSERT_TASK_SQL, rows)
+            conn.exec_driver_sql(INSERT_TASK_SQL, rows)
         else:
             conn.execute(
-                insert(tasks), [dict(zip(_INSERT_TASK_COLUMNS, r, strict=True)) for r in rows]
+                insert(tasks), [dict(zip(INSERT_TASK_COLUMNS, r, strict=True)) for r in rows]
             )
 
     def _next_seq(self, conn: Any, run_id: str) -> int:
@@ -282,19 +294,19 @@ class SqlStore:
                 full = resolve_run_id(run_id, list(ids))
                 row = conn.execute(select(runs).where(runs.c.id == full)).first()
             assert row is not None
-            return _run_from_row(row._mapping)
+            return run_from_row(row._mapping)
 
     def list_runs(self, limit: int = 50) -> list[RunRecord]:
         with self._engine.connect() as conn:
             rows = conn.execute(select(runs).order_by(runs.c.created_at.desc()).limit(limit))
-            return [_run_from_row(r._mapping) for r in rows]
+            return [run_from_row(r._mapping) for r in rows]
 
     def load_tasks(self, run_id: str) -> list[TaskRecord]:
         full = self.get_run(run_id).id
         with self._engine.connect() as conn:
             rows = conn.execute(select(tasks).where(tasks.c.run_id == full).order_by(tasks.c.seq))
             known = self._specs.get(full, {})
-            return [_task_from_row(r._mapping, known.get(r.task_id)) for r in rows]
+            return [task_from_row(r._mapping, known.get(r.task_id)) for r in rows]
 
     def get_task(self, run_id: str, task: str) -> TaskRecord:
         full = self.get_run(run_id).id
@@ -303,7 +315,7 @@ class SqlStore:
                 select(tasks).where(tasks.c.run_id == full, tasks.c.task_id == task)
             ).first()
         if row is not None:
-            return _task_from_row(row._mapping)
+            return task_from_row(row._mapping)
         return resolve_task(full, task, self.load_tasks(full))
 
     def find_cached(self, cache_key: str) -> TaskRecord | None:
@@ -313,7 +325,7 @@ class SqlStore:
                 .where(tasks.c.cache_key == cache_key, tasks.c.state == TaskState.SUCCEEDED.value)
                 .limit(1)
             ).first()
-            return _task_from_row(row._mapping) if row else None
+            return task_from_row(row._mapping) if row else None
 
     def request_cancel(self, run_id: str, task_id: str | None = None) -> int:
         full = self.get_run(run_id).id
@@ -372,162 +384,6 @@ class _Transaction:
         return suppressed
 
 
-_MUTABLE_TASK_COLUMNS = (
-    "state",
-    "attempt",
-    "submitted_at",
-    "started_at",
-    "ended_at",
-    "retry_at",
-    "result",
-    "exit_code",
-    "reason",
-    "error",
-    "traceback",
-    "root_cause",
-    "cache_key",
-    "cached",
-    "worker",
-    "join_id",
-)
-
-
-def _mutable_row(t: TaskRecord) -> dict[str, Any]:
-    return {
-        "b_run_id": t.run_id,
-        "b_task_id": t.spec.id,
-        "state": t.state.value,
-        "attempt": t.attempt,
-        "submitted_at": t.submitted_at,
-        "started_at": t.started_at,
-        "ended_at": t.ended_at,
-        "retry_at": t.retry_at,
-        "result": t.result,
-        "exit_code": t.exit_code,
-        "reason": t.reason,
-        "error": t.error,
-        "traceback": t.traceback,
-        "root_cause": t.root_cause,
-        "cache_key": t.cache_key,
-        "cached": t.cached,
-        "worker": t.worker,
-        "join_id": t.join,
-    }
-
-
-def _mutable_params(t: TaskRecord) -> tuple[Any, ...]:
-    """``_mutable_row`` as positional parameters: the mutable columns, then the key."""
-    return (
-        t.state._value_,
-        t.attempt,
-        t.submitted_at,
-        t.started_at,
-        t.ended_at,
-        t.retry_at,
-        t.result,
-        t.exit_code,
-        t.reason,
-        t.error,
-        t.traceback,
-        t.root_cause,
-        t.cache_key,
-        t.cached,
-        t.worker,
-        t.join,
-        t.run_id,
-        t.spec.id,
-    )
-
-
-_UPDATE_TASK_SQL = (
-    "UPDATE tasks SET "
-    + ", ".join(f"{c} = ?" for c in _MUTABLE_TASK_COLUMNS)
-    + " WHERE run_id = ? AND task_id = ?"
-)
-_INSERT_TASK_COLUMNS = ("run_id", "task_id", "seq", "name", "kind", "spec", *_MUTABLE_TASK_COLUMNS)
-_INSERT_TASK_SQL = (
-    f"INSERT INTO tasks ({', '.join(_INSERT_TASK_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_INSERT_TASK_COLUMNS))})"
-)
-_RUN_COLUMNS = (
-    "id",
-    "name",
-    "state",
-    "created_at",
-    "started_at",
-    "ended_at",
-    "workdir",
-    "owner",
-    "cancel_requested",
-    "config",
-)
-_INSERT_RUN_SQL = (
-    f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) VALUES ({', '.join('?' * len(_RUN_COLUMNS))})"
-)
-_UPDATE_RUN_SQL = (
-    "UPDATE runs SET " + ", ".join(f"{c} = ?" for c in _RUN_COLUMNS[1:]) + " WHERE id = ?"
-)
-
-
-def _run_params(run: RunRecord) -> tuple[Any, ...]:
-    """``_run_row`` as positional parameters, in ``_RUN_COLUMNS`` order."""
-    row = _run_row(run)
-    return tuple(row[c] for c in _RUN_COLUMNS)
-
-
-def _task_from_row(row: Any, spec: TaskSpec | None = None) -> TaskRecord:
-    return TaskRecord(
-        run_id=row["run_id"],
-        spec=spec if spec is not None else load_spec(row["spec"]),
-        state=TaskState(row["state"]),
-        attempt=row["attempt"],
-        submitted_at=row["submitted_at"],
-        started_at=row["started_at"],
-        ended_at=row["ended_at"],
-        retry_at=row["retry_at"],
-        result=row["result"],
-        exit_code=row["exit_code"],
-        reason=row["reason"],
-        error=row["error"],
-        traceback=row["traceback"],
-        root_cause=row["root_cause"],
-        cache_key=row["cache_key"],
-        cached=bool(row["cached"]),
-        worker=row["worker"],
-        join=row["join_id"],
-    )
-
-
-def _run_row(run: RunRecord) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "name": run.name,
-        "state": run.state.value,
-        "created_at": run.created_at,
-        "started_at": run.started_at,
-        "ended_at": run.ended_at,
-        "workdir": run.workdir,
-        "owner": run.owner,
-        "cancel_requested": run.cancel_requested,
-        "config": json.dumps(run.config),
-    }
-
-
-def _run_from_row(row: Any) -> RunRecord:
-    return RunRecord(
-        id=row["id"],
-        name=row["name"],
-        state=RunState(row["state"]),
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        ended_at=row["ended_at"],
-        workdir=row["workdir"],
-        owner=row["owner"],
-        cancel_requested=bool(row["cancel_requested"]),
-        config=json.loads(row["config"] or "{}"),
-    )
-
-
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -570,34 +426,3 @@ def _redact(url: str) -> str:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
     return url
-
-
-# The only classes a stored TaskSpec is made of. A task's function and arguments stay bytes
-# inside it (unpickled by the worker that runs the task), so reading the store — to list,
-# inspect or resume runs — never runs code from it, whoever wrote the database.
-_SPEC_CLASSES = {
-    ("hexflow.model.spec", "TaskSpec"),
-    ("hexflow.model.spec", "TaskKind"),
-    ("hexflow.model.spec", "RetryPolicy"),
-    ("hexflow.model.resources", "Resources"),
-    ("hexflow.model.qos", "QoS"),
-}
-
-
-class _SpecUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _SPEC_CLASSES:
-            raise StoreError(
-                f"a stored task spec refers to {module}.{name}, which a spec never holds",
-                hint="the store was written by something other than hexflow, or tampered "
-                "with; it is not loaded",
-            )
-        return super().find_class(module, name)
-
-
-def load_spec(blob: bytes) -> TaskSpec:
-    """A TaskSpec from its stored bytes, building nothing but hexflow's own spec classes."""
-    spec = _SpecUnpickler(io.BytesIO(blob)).load()
-    if not isinstance(spec, TaskSpec):
-        raise StoreError(f"a stored task spec is a {type(spec).__name__}, not a TaskSpec")
-    return spec
