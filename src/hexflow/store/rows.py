@@ -34,31 +34,8 @@ MUTABLE_TASK_COLUMNS = (
 )
 
 
-def mutable_row(t: TaskRecord) -> dict[str, Any]:
-    return {
-        "b_run_id": t.run_id,
-        "b_task_id": t.spec.id,
-        "state": t.state.value,
-        "attempt": t.attempt,
-        "submitted_at": t.submitted_at,
-        "started_at": t.started_at,
-        "ended_at": t.ended_at,
-        "retry_at": t.retry_at,
-        "result": t.result,
-        "exit_code": t.exit_code,
-        "reason": t.reason,
-        "error": t.error,
-        "traceback": t.traceback,
-        "root_cause": t.root_cause,
-        "cache_key": t.cache_key,
-        "cached": t.cached,
-        "worker": t.worker,
-        "join_id": t.join,
-    }
-
-
 def mutable_params(t: TaskRecord) -> tuple[Any, ...]:
-    """``mutable_row`` as positional parameters: the mutable columns, then the key."""
+    """The mutable columns of a task row, in ``MUTABLE_TASK_COLUMNS`` order, then its key."""
     return (
         t.state._value_,
         t.attempt,
@@ -79,6 +56,14 @@ def mutable_params(t: TaskRecord) -> tuple[Any, ...]:
         t.run_id,
         t.spec.id,
     )
+
+
+_MUTABLE_ROW_KEYS = (*MUTABLE_TASK_COLUMNS, "b_run_id", "b_task_id")
+
+
+def mutable_row(t: TaskRecord) -> dict[str, Any]:
+    """``mutable_params`` by name (bind parameters of the SQLAlchemy update statement)."""
+    return dict(zip(_MUTABLE_ROW_KEYS, mutable_params(t), strict=True))
 
 
 UPDATE_TASK_SQL = (
