@@ -34,6 +34,7 @@ class TaskRecord:
     cached: bool = False
     worker: str | None = None
     join: str | None = None  # a spawned task whose result becomes this task's result
+    preemptions: int = 0  # attempts stopped by preemption (requeued; not retries)
 
     @property
     def id(self) -> str:
@@ -79,6 +80,7 @@ class TaskRecord:
             "cached": self.cached,
             "worker": self.worker,
             "join": self.join,
+            "preemptions": self.preemptions,
         }
 
 

@@ -31,6 +31,7 @@ MUTABLE_TASK_COLUMNS = (
     "cached",
     "worker",
     "join_id",
+    "preemptions",
 )
 
 
@@ -53,6 +54,7 @@ def mutable_params(t: TaskRecord) -> tuple[Any, ...]:
         t.cached,
         t.worker,
         t.join,
+        t.preemptions,
         t.run_id,
         t.spec.id,
     )
@@ -122,6 +124,7 @@ def task_from_row(row: Any, spec: TaskSpec | None = None) -> TaskRecord:
         cached=bool(row["cached"]),
         worker=row["worker"],
         join=row["join_id"],
+        preemptions=row["preemptions"] or 0,
     )
 
 

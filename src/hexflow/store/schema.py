@@ -19,7 +19,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 
 metadata = MetaData()
 
@@ -63,6 +63,7 @@ tasks = Table(
     Column("cached", Boolean, nullable=False, default=False),
     Column("worker", String(128)),
     Column("join_id", String(256)),
+    Column("preemptions", Integer, nullable=False, default=0, server_default="0"),
 )
 # Only tasks with a cache key are indexed (``cache_key = ?`` lookups use it). Each index on
 # an updated column costs every task update, so there is none on ``state`` (migration 0003).
