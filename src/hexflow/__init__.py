@@ -30,6 +30,7 @@ _EXPORTS = {
     "TaskFuture": "hexflow.flow.futures",
     "load_workflow": "hexflow.flow.yamlspec",
     "checkpoint_dir": "hexflow.flow.context",
+    "preemption_requested": "hexflow.flow.context",
     "Settings": "hexflow.settings",
     "QoS": "hexflow.model",
     "Resources": "hexflow.model",
@@ -39,10 +40,12 @@ _EXPORTS = {
     "SpecError": "hexflow.errors",
     "WorkflowFileError": "hexflow.errors",
     "TaskFailed": "hexflow.errors",
+    "Preempted": "hexflow.errors",
 }
 
 __all__ = [
     "HexflowError",
+    "Preempted",
     "QoS",
     "Resources",
     "Run",
@@ -58,13 +61,14 @@ __all__ = [
     "__version__",
     "checkpoint_dir",
     "load_workflow",
+    "preemption_requested",
     "shell",
     "task",
 ]
 
 if TYPE_CHECKING:
-    from hexflow.errors import HexflowError, SpecError, TaskFailed, WorkflowFileError
-    from hexflow.flow.context import checkpoint_dir
+    from hexflow.errors import HexflowError, Preempted, SpecError, TaskFailed, WorkflowFileError
+    from hexflow.flow.context import checkpoint_dir, preemption_requested
     from hexflow.flow.decorators import TaskFunction, shell, task
     from hexflow.flow.futures import TaskFuture
     from hexflow.flow.workflow import Run, Workflow

@@ -72,3 +72,31 @@ class TaskFailed(HexflowError):
     worker_lost, exit_code), ``exit_code``, ``traceback`` and ``root_cause`` (the task id
     where the failure started, for upstream failures).
     """
+
+
+class Preempted(HexflowError):
+    """Raised by a task that stopped early on a preemption notice, its checkpoint saved.
+
+    The engine requeues the task (``preemptions`` counted, not a retry); it runs again from
+    its checkpoint when the machine has room. See ``hexflow.preemption_requested()``.
+    """
+
+
+class ServiceError(HexflowError):
+    """Service mode (accounts, authentication, API requests) refused or failed a request."""
+
+
+class NotFound(ServiceError, LookupError):
+    """No such object, or not one the caller may see (the API answers 404 for both)."""
+
+
+class Conflict(ServiceError):
+    """The object exists already, or another request holds it (the API answers 409)."""
+
+
+class AuthError(ServiceError):
+    """No valid credentials: missing, malformed, expired, revoked or forged (401)."""
+
+
+class Forbidden(ServiceError):
+    """Valid credentials without the scope or role the request needs (403)."""

@@ -7,6 +7,9 @@ HEXFLOW_CPUS   cpus the local executor offers (default: all cores)
 HEXFLOW_GPUS   GPUs the local executor offers, as ids 0..N-1 (default 0)
 HEXFLOW_MEMORY memory the local executor offers (default: all RAM), e.g. ``8G``
 HEXFLOW_KILL_GRACE  seconds between SIGTERM and SIGKILL on timeouts (default 5)
+HEXFLOW_PREEMPT_GRACE  seconds a preempted task gets to checkpoint and stop (default 30)
+HEXFLOW_POLICY_OFF  scheduling policies to switch off, comma-separated, among
+               fair_share, edf, admission, backfill, preemption (default: all on)
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from pathlib import Path
 from hexflow.errors import SpecError
 from hexflow.model.resources import parse_duration, parse_memory
 
+POLICIES = frozenset({"fair_share", "edf", "admission", "backfill", "preemption"})
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -28,6 +33,8 @@ class Settings:
     gpus: int = 0
     memory: int | None = None
     kill_grace: float = 5.0
+    preempt_grace: float = 30.0
+    policy_off: frozenset[str] = frozenset()
     workdir: Path = Path(".")  # where runs execute: the current directory at the entry point
 
     @classmethod
@@ -50,6 +57,19 @@ class Settings:
             else None
         )
         grace = parse_duration(env.get("HEXFLOW_KILL_GRACE") or 5, "HEXFLOW_KILL_GRACE") or 5.0
+        preempt_grace = parse_duration(
+            env.get("HEXFLOW_PREEMPT_GRACE") or 30, "HEXFLOW_PREEMPT_GRACE"
+        )
+        off = frozenset(
+            p.strip() for p in env.get("HEXFLOW_POLICY_OFF", "").split(",") if p.strip()
+        )
+        unknown = sorted(off - POLICIES)
+        if unknown:
+            raise SpecError(
+                f"HEXFLOW_POLICY_OFF: unknown policy {', '.join(unknown)}",
+                hint=f"name some of: {', '.join(sorted(POLICIES))}",
+                field="environment",
+            )
         return cls(
             home=home,
             db_url=db_url,
@@ -57,5 +77,7 @@ class Settings:
             gpus=gpus,
             memory=memory,
             kill_grace=grace,
+            preempt_grace=preempt_grace if preempt_grace is not None else 30.0,
+            policy_off=off,
             workdir=(cwd or Path.cwd()).resolve(),
         )

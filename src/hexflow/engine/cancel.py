@@ -62,7 +62,7 @@ class CancelMixin:
                 self._cancel_tokens.add(token)
                 self._actions.append(lambda: self.executor.cancel(token, "cancelled"))
             return
-        self._queue.remove(task_id)
+        self._placement.remove(task_id)
         self._waiting.pop(task_id, None)
         rec.reason = "cancelled"
         rec.error = "cancelled by request"

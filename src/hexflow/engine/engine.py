@@ -23,6 +23,8 @@ from hexflow.engine.cancel import CancelMixin
 from hexflow.engine.joins import JoinMixin
 from hexflow.engine.lease import my_owner_id, owner_alive
 from hexflow.engine.paths import RunPaths, run_home
+from hexflow.engine.placement import Placement, absolute_deadline
+from hexflow.engine.preempt import PreemptMixin
 from hexflow.engine.progress import Progress, ProgressFn
 from hexflow.errors import EngineError, SpecError
 from hexflow.executors.base import Executor, ExecutorEvent, Launch, TaskEnded, TaskStarted
@@ -35,7 +37,7 @@ from hexflow.model import (
     TaskState,
     WorkflowDAG,
 )
-from hexflow.scheduler import ReadyQueue
+from hexflow.scheduler.decisions import PolicyConfig, Preempt, Reject, Start
 from hexflow.store import Store
 
 S = TaskState
@@ -45,7 +47,7 @@ _TERMINAL = frozenset(s for s in S if s.terminal)
 _NO_RETRY = {"cancelled", "launch_failed"}
 
 
-class Engine(CancelMixin, JoinMixin):
+class Engine(CancelMixin, JoinMixin, PreemptMixin):
     def __init__(
         self,
         store: Store,
@@ -55,6 +57,7 @@ class Engine(CancelMixin, JoinMixin):
         on_progress: ProgressFn | None = None,
         progress_interval: float = 0.1,
         cancel_poll_interval: float = 0.5,
+        policy: PolicyConfig | None = None,
     ) -> None:
         self.store = store
         self.executor = executor
@@ -62,6 +65,7 @@ class Engine(CancelMixin, JoinMixin):
         self.on_progress = on_progress
         self._progress_interval = progress_interval
         self._cancel_poll = cancel_poll_interval
+        self.policy = policy or PolicyConfig()
         # (run, records, DAG) of the run create_run has just persisted, until it is driven
         self._created: tuple[RunRecord, list[TaskRecord], WorkflowDAG] | None = None
         self._claimed: RunRecord | None = None  # that run as stored (owned by this process)
@@ -72,8 +76,8 @@ class Engine(CancelMixin, JoinMixin):
         self.records: dict[str, TaskRecord] = {}
         self.dag = WorkflowDAG()
         self._waiting: dict[str, int] = {}
-        self._queue = ReadyQueue()
-        self._free = self.executor.capacity
+        self._placement = Placement(self.executor.capacity, self.policy)
+        self._preempt_tokens: set[int] = set()
         self._tokens: dict[int, str] = {}
         self._token_of: dict[str, int] = {}
         self._next_token = 0
@@ -228,6 +232,15 @@ class Engine(CancelMixin, JoinMixin):
             run.set_state(RunState.RUNNING)
         run.started_at = run.started_at or now
         run.ended_at = None
+        cap = self.executor.capacity
+        run.config["executor"] = {  # what `hexflow queue` explains waiting against
+            "name": self.executor.name,
+            "node": self._placement.node,
+            "cpus": cap.cpus,
+            "memory": cap.memory,
+            "gpus": cap.gpus,
+            "preempt_grace": self.policy.preempt_grace,
+        }
         self.run_record = run
         self._run_dirty = True
         self._started = now
@@ -365,40 +378,49 @@ class Engine(CancelMixin, JoinMixin):
 
     def _enqueue(self, rec: TaskRecord) -> None:
         spec = rec.spec
-        deadline = None
-        if spec.deadline is not None and self.run_record and self.run_record.started_at:
-            deadline = self.run_record.started_at + spec.deadline
-        self._queue.push(rec.id, spec.resources, spec.qos.priority, deadline)
+        started = self.run_record.started_at if self.run_record else None
+        deadline = absolute_deadline(started, spec.deadline)
+        self._placement.push(rec.id, spec, self._now(), deadline)
 
     def _schedule(self) -> None:
-        if not len(self._queue):
+        """One pass of the facility policy over the front of the queue; apply it."""
+        placement = self._placement
+        if not placement.worth_a_pass():
             return
-        placed, self._free = self._queue.place(self._free)
         now = self._now()
-        for task_id in placed:
-            rec = self.records[task_id]
-            if rec.state is not S.READY:  # cancelled while queued
-                self._free = self._free.plus(rec.spec.resources)
-                continue
-            inputs = {d: self.records[d].result or b"" for d in rec.spec.inputs}
-            if rec.spec.cache:
-                rec.cache_key = cache_key(rec.spec, inputs)
-                hit = self.store.find_cached(rec.cache_key)
-                if hit is not None:
-                    self._free = self._free.plus(rec.spec.resources)
-                    rec.result = hit.result
-                    rec.cached = True
-                    rec.started_at = rec.ended_at = now
-                    self._succeeded(rec)
-                    continue
-            rec.attempt += 1
-            rec.submitted_at = rec.started_at = now
-            rec.ended_at = None
-            self._set(rec, S.RUNNING)
-            self._actions.append(self._launcher(rec, inputs))
-        if placed and self._queue and self._free.cpus > 0:
-            # a cache hit or skipped entry freed room; try again next turn
-            self._wake()
+        progressed = False
+        for decision in placement.decide(now):
+            if isinstance(decision, Start):
+                self._start(self.records[decision.task_id], now)
+                progressed = True
+            elif isinstance(decision, Preempt):
+                self._preempt(decision)
+            elif isinstance(decision, Reject):
+                self._reject(decision)
+            # Reserve: the task waits for its nodes; `hexflow queue` says why
+        if progressed and placement.worth_a_pass():
+            self._wake()  # the window was used up, or a cache hit left room: go on
+
+    def _start(self, rec: TaskRecord, now: float) -> None:
+        if rec.state is not S.READY:  # cancelled while queued
+            self._placement.ended(rec.id)
+            return
+        inputs = {d: self.records[d].result or b"" for d in rec.spec.inputs}
+        if rec.spec.cache:
+            rec.cache_key = cache_key(rec.spec, inputs)
+            hit = self.store.find_cached(rec.cache_key)
+            if hit is not None:
+                rec.result = hit.result
+                rec.cached = True
+                rec.started_at = rec.ended_at = now
+                self._placement.ended(rec.id)  # it holds nothing
+                self._succeeded(rec)
+                return
+        rec.attempt += 1
+        rec.submitted_at = rec.started_at = now
+        rec.ended_at = None
+        self._set(rec, S.RUNNING)
+        self._actions.append(self._launcher(rec, inputs))
 
     def _launcher(self, rec: TaskRecord, inputs: dict[str, bytes]) -> Callable[[], None]:
         self._next_token += 1
@@ -461,11 +483,16 @@ class Engine(CancelMixin, JoinMixin):
             return
         self._token_of.pop(task_id, None)
         rec = self.records[task_id]
-        self._free = self._free.plus(rec.spec.resources)
+        self._placement.ended(task_id)
         rec.ended_at = event.ended_at
         rec.exit_code = event.exit_code
         cancelled = event.token in self._cancel_tokens
         self._cancel_tokens.discard(event.token)
+        if event.token in self._preempt_tokens:
+            self._preempt_tokens.discard(event.token)
+            if not (event.ok or cancelled):
+                self._requeue_preempted(rec, event)
+                return
         if event.ok and not cancelled:
             rec.reason = rec.error = rec.traceback = None
             if event.spawned and not self._spawn(rec, event):
@@ -491,7 +518,7 @@ class Engine(CancelMixin, JoinMixin):
         elif (
             event.retryable
             and rec.reason not in _NO_RETRY
-            and rec.attempt <= rec.spec.retry.retries
+            and rec.attempt - rec.preemptions <= rec.spec.retry.retries
         ):
             delay = rec.spec.retry.delay(rec.attempt)
             rec.retry_at = self._now() + delay

@@ -68,6 +68,11 @@ class Executor(Protocol):
 
     def cancel(self, token: int, reason: str = "cancelled") -> None: ...
 
+    def preempt(self, token: int, grace: float) -> None:
+        """Give the task ``grace`` seconds to save its state and stop, then stop it; its end
+        is reported with reason ``preempted`` (the engine requeues it)."""
+        ...
+
     def reap(self, worker: str) -> bool:
         """Stop work a previous (crashed) engine left running under the tag ``worker``."""
         ...

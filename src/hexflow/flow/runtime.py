@@ -18,6 +18,7 @@ from hexflow.engine.lease import owner_alive
 from hexflow.engine.paths import run_home
 from hexflow.executors.local import LocalExecutor
 from hexflow.model import RunRecord, RunState, TaskRecord, TaskSpec, TaskState
+from hexflow.scheduler.decisions import PolicyConfig
 from hexflow.settings import Settings
 from hexflow.store import Store, open_store
 
@@ -49,7 +50,16 @@ def make_engine(
         scratch_dir=str(settings.home / "scratch"),
         kill_grace=settings.kill_grace,
     )
-    return Engine(store, executor, on_progress=on_progress)
+    off = settings.policy_off
+    policy = PolicyConfig(
+        fair_share="fair_share" not in off,
+        edf="edf" not in off,
+        admission="admission" not in off,
+        backfill="backfill" not in off,
+        preemption="preemption" not in off,
+        preempt_grace=settings.preempt_grace,
+    )
+    return Engine(store, executor, on_progress=on_progress, policy=policy)
 
 
 def start_run(

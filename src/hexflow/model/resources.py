@@ -168,6 +168,8 @@ class Resources:
     def _amounts(self, cpus: float, memory: int, gpus: int) -> Resources:
         """A copy with other amounts, computed from valid ones (the engine's accounting, on
         every launch and end): only what arithmetic can break is checked again."""
+        if cpus % 1:  # fractional cpus: 2.0 - 0.1 - 0.95 - 0.95 must be 0, not -6e-17
+            cpus = round(cpus, 9) + 0.0
         if not (0 <= cpus < math.inf and 0 <= memory < math.inf and 0 <= gpus < math.inf):
             return replace(self, cpus=cpus, memory=memory, gpus=gpus)  # raises SpecError
         new = object.__new__(type(self))

@@ -51,8 +51,11 @@ _TASK_TERMINAL = frozenset(
 _T = TaskState
 TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     _T.PENDING: frozenset({_T.READY, _T.UPSTREAM_FAILED, _T.CANCELLED, _T.SUCCEEDED}),
-    # READY → SUCCEEDED: a cache hit completes a task without running it.
-    _T.READY: frozenset({_T.SUBMITTED, _T.RUNNING, _T.SUCCEEDED, _T.CANCELLED, _T.PENDING}),
+    # READY → SUCCEEDED: a cache hit completes a task without running it; READY → FAILED:
+    # the scheduler rejected it (a deadline it cannot meet).
+    _T.READY: frozenset(
+        {_T.SUBMITTED, _T.RUNNING, _T.SUCCEEDED, _T.FAILED, _T.CANCELLED, _T.PENDING}
+    ),
     _T.SUBMITTED: frozenset({_T.RUNNING, _T.READY, _T.FAILED, _T.RETRYING, _T.CANCELLED}),
     # RUNNING → READY: the attempt was lost (crash, preemption) and is requeued.
     _T.RUNNING: frozenset({_T.SUCCEEDED, _T.FAILED, _T.RETRYING, _T.CANCELLED, _T.READY}),

@@ -63,8 +63,29 @@ class ReadyQueue:
         else:
             del self._cpus_count[cpus]
 
-    def place(self, free: Resources) -> tuple[list[str], Resources]:
-        """Pop the tasks to start now; return them and what stays free afterwards."""
+    def front(self, limit: int) -> list[str]:
+        """The first ``limit`` queued task ids in order, without removing them."""
+        heap = self._heap
+        members = self._members
+        taken: list[_Entry] = []
+        while heap and len(taken) < limit:
+            entry = heapq.heappop(heap)
+            if members.get(entry[3]) == entry[2]:
+                taken.append(entry)  # stale entries are dropped on the way
+        for entry in taken:
+            heapq.heappush(heap, entry)
+        return [entry[3] for entry in taken]
+
+    def smallest_cpus(self) -> float:
+        """The smallest cpus any queued task asks for (inf when the queue is empty)."""
+        return min(self._cpus_count, default=math.inf)
+
+    def place(self, free: Resources, strict: bool = False) -> tuple[list[str], Resources]:
+        """Pop the tasks to start now; return them and what stays free afterwards.
+
+        ``strict``: stop at the first task that does not fit (a prefix of the order, which
+        any priority policy would start too); otherwise step over it (greedy backfill).
+        """
         placed: list[str] = []
         if self._cpus_count and free.cpus < min(self._cpus_count):
             return placed, free  # nothing queued fits: skip the scan (the common busy case)
@@ -85,6 +106,8 @@ class ReadyQueue:
                 free = free.minus(req)
                 if free.cpus <= 0 and free.gpus <= 0:
                     break
+            elif strict:
+                break
             else:
                 skipped.append(heapq.heappop(heap))
         for entry in skipped:

@@ -205,6 +205,29 @@ class LocalExecutor:
             active.limit_reason = active.limit_reason or reason
             self._kill(active, reason)
 
+    def preempt(self, token: int, grace: float) -> None:
+        """Ask the task to stop within ``grace`` seconds, then stop it (reason: preempted).
+
+        A shell command's process group gets SIGTERM (and SIGKILL after the grace); a
+        Python task gets the preemption notice (its worker SIGUSR1, which makes
+        ``hexflow.preemption_requested()`` true) and its worker is killed after the grace.
+        """
+        active = self._active.get(token)
+        if active is None:
+            return
+        assert self._loop is not None
+        active.limit_reason = active.limit_reason or "preempted"
+        if active.phase == "shell" and self._pool.signal_child(token, signal.SIGTERM):
+            self._loop.call_later(grace, self._pool.signal_child, token, signal.SIGKILL)
+        elif active.phase == "python" and self._pool.signal_worker(token, signal.SIGUSR1):
+            self._loop.call_later(grace, self._grace_over, active)
+        else:
+            self._pool.kill(token, "preempted")
+
+    def _grace_over(self, active: _Active) -> None:
+        if self._active.get(active.launch.token) is active:  # still the same attempt
+            self._kill(active, "preempted")
+
     def _kill(self, active: _Active, reason: str) -> None:
         token = active.launch.token
         if active.phase == "shell" and self._pool.signal_child(token, signal.SIGTERM):

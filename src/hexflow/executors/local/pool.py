@@ -152,6 +152,17 @@ class WorkerPool:
         worker = self._by_token.get(token)
         return worker.proc.pid if worker else None
 
+    def signal_worker(self, token: int, sig: int) -> bool:
+        """Signal the worker process running the Python job ``token``, if any."""
+        worker = self._by_token.get(token)
+        if worker is None or not worker.alive:
+            return False
+        try:
+            os.kill(worker.proc.pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+
     def signal_child(self, token: int, sig: int) -> bool:
         """Signal the process group of the shell command running for ``token``, if any."""
         worker = self._by_token.get(token)

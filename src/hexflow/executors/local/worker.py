@@ -319,6 +319,13 @@ def _on_term(signum: int, frame: Any) -> None:
     # Popen is under way: run_command kills the child as soon as its pid is known
 
 
+def _on_preempt_notice(signum: int, frame: Any) -> None:
+    """SIGUSR1: the engine preempts the running Python task; it may save and stop."""
+    from hexflow.executors import taskcontext
+
+    taskcontext.request_preemption()
+
+
 def _command_mode(on: bool) -> None:
     _command["running"] = on
     _command["child"] = None
@@ -329,6 +336,7 @@ def _command_mode(on: bool) -> None:
 def main(read_fd: int, write_fd: int, parent: int | None = None) -> None:
     if parent is not None:
         _die_with_parent(parent)
+    signal.signal(signal.SIGUSR1, _on_preempt_notice)
     jobs = Pipe(read_fd)
     answers = Pipe(write_fd)
     output = _Output()
