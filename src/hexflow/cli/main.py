@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from hexflow.cli.common import JsonOpt, console, out
+from hexflow.cli.common import fail as _fail
+from hexflow.cli.common import guard as _guard
+from hexflow.cli.common import settings_of as _settings
 from hexflow.cli.progress import live_progress
 from hexflow.cli.render import print_json, run_table, runs_table, task_table
-from hexflow.errors import HexflowError, SpecError, StoreError
+from hexflow.errors import HexflowError, SpecError
 from hexflow.settings import Settings
 
 app = typer.Typer(
@@ -29,22 +32,13 @@ app = typer.Typer(
     "(SQLite) unless --home or --db says otherwise.",
     epilog="Examples:  hexflow run flow.py  ·  hexflow run pipeline.yaml -p steps=500  ·  "
     "hexflow status  ·  hexflow tasks RUN --state failed  ·  hexflow logs RUN TASK -f  ·  "
-    "hexflow resume RUN  ·  hexflow cancel RUN/TASK  ·  hexflow demo 1 --json.  "
+    "hexflow resume RUN  ·  hexflow queue  ·  hexflow cancel RUN/TASK  ·  hexflow demo 1 --json.  "
     "Exit codes: 0 ok, 1 the run failed, 2 bad input, 3 internal or store error.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True, soft_wrap=True)
-out = Console()
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    obj: Settings = ctx.obj
-    return obj
 
 
 @app.callback()
@@ -71,47 +65,6 @@ def _main(
     if db:
         env["HEXFLOW_DB"] = db
     ctx.obj = _guard(lambda: Settings.from_env(env))
-
-
-def _guard(fn: Any) -> Any:
-    try:
-        return _guarded(fn)
-    except (HexflowError, typer.Exit, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # a bug of ours: say so plainly, keep the traceback for a report
-        import traceback
-
-        console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
-            "[yellow]hint:[/] this is a hexflow bug; please report it with the traceback "
-            "below",
-            highlight=False,
-        )
-        console.print(traceback.format_exc(), highlight=False, markup=False)
-        raise typer.Exit(3) from None
-
-
-def _guarded(fn: Any) -> Any:
-    try:
-        return fn()
-    except SpecError as exc:
-        _fail(exc, 2)
-    except StoreError as exc:
-        _fail(
-            exc,
-            2
-            if "no run" in exc.message or "no task" in exc.message or "ambiguous" in exc.message
-            else 3,
-        )
-    except HexflowError as exc:
-        _fail(exc, 3)
-
-
-def _fail(exc: HexflowError, code: int) -> None:
-    console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-    if exc.hint:
-        console.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
-    raise typer.Exit(code)
 
 
 def _parse_params(items: list[str]) -> dict[str, str]:
@@ -458,6 +411,10 @@ def demo(
 from hexflow.cli.sim import sim_app  # noqa: E402
 
 app.add_typer(sim_app, name="sim")
+
+from hexflow.cli.queue import QUEUE_EPILOG, queue  # noqa: E402
+
+app.command(epilog=QUEUE_EPILOG)(queue)
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 from hexflow.engine.cache import cache_key
@@ -239,7 +239,7 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
             "cpus": cap.cpus,
             "memory": cap.memory,
             "gpus": cap.gpus,
-            "preempt_grace": self.policy.preempt_grace,
+            "policy": asdict(self.policy),
         }
         self.run_record = run
         self._run_dirty = True

@@ -123,6 +123,13 @@ class Placement:
 
     # -- what runs --------------------------------------------------------------------
 
+    def adopt(self, task_id: str, spec: TaskSpec, started: float) -> None:
+        """Count a task that already runs (started at ``started``), as a pass would have."""
+        self._pending[task_id] = (spec, started, None)
+        if spec.qos.may_preempt:
+            self._special += 1
+        self._run(task_id, started)
+
     def _run(self, task_id: str, now: float) -> None:
         """A queued task starts now (its queue entry is already gone)."""
         queued = self._forget(task_id)
