@@ -12,6 +12,7 @@ from hexflow.scheduler.batch import (
     BatchJob,
     BatchPolicy,
     RunningJob,
+    RunningSet,
     earliest_fit,
     schedule,
 )
@@ -55,6 +56,35 @@ def test_never_over_allocates_and_is_deterministic(
     assert len(set(first.starts)) == len(first.starts)
     assert schedule(policy, list(queue), list(running), free, now) == first
     assert schedule(policy, iter(queue), iter(running), free, now) == first
+
+
+@settings(max_examples=300, deadline=None)
+@given(situations(), st.sampled_from(POLICIES))
+def test_a_running_set_gives_the_same_decisions(
+    case: tuple[list[BatchJob], list[RunningJob], int, float], policy: BatchPolicy
+) -> None:
+    queue, running, free, now = case
+    kept = RunningSet(reversed(running))
+    assert len(kept) == len(running)
+    assert schedule(policy, queue, kept, free, now) == schedule(policy, queue, running, free, now)
+    for procs in range(1, N + 1):
+        assert earliest_fit(procs, kept, free, now) == earliest_fit(procs, running, free, now)
+    if running:
+        gone = kept.remove(running[0].job_id)
+        assert gone == running[0]
+        rest = running[1:]
+        assert schedule(policy, queue, kept, free, now) == schedule(policy, queue, rest, free, now)
+
+
+def test_running_set_rejects_a_job_twice() -> None:
+    kept = RunningSet([RunningJob(1, 2, 10.0)])
+    try:
+        kept.add(RunningJob(1, 3, 5.0))
+    except ValueError as exc:
+        assert "already running" in str(exc)
+    else:
+        raise AssertionError("a job id added twice must be refused")
+    assert [j.job_id for j in kept] == [1]
 
 
 @settings(max_examples=300, deadline=None)

@@ -9,7 +9,17 @@ from pathlib import Path
 import pytest
 
 from hexflow.errors import SpecError
-from hexflow.scheduler.swf import parse_header_line, parse_swf, parse_swf_line, read_swf
+from hexflow.scheduler.swf import (
+    SwfJob,
+    SwfTrace,
+    format_swf,
+    format_swf_line,
+    parse_header_line,
+    parse_swf,
+    parse_swf_line,
+    read_swf,
+    write_swf,
+)
 
 KTH = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "KTH-SP2-1996-2.1-cln.swf.gz"
 LINE = "   15   599850 192180   3477    4     -1    -1    4  53940    -1  1  12  12  -1 -1 -1 -1 -1"
@@ -95,3 +105,20 @@ def test_kth_log_reads_whole() -> None:
     assert len(trace.jobs) == 27992  # the cleaned log's job lines
     assert trace.max_procs == 100
     assert max(j.procs for j in trace.jobs) <= 100
+
+
+def test_format_reads_back_the_same_jobs(tmp_path: Path) -> None:
+    job = parse_swf_line(LINE, 1)
+    assert job is not None
+    odd = SwfJob(16, 12.5, -1, 0.25, 3, 2, -1, 5, 1, 2, 0, 4)
+    trace = SwfTrace((job, odd), {"MaxProcs": "16", "UnixStartTime": "100", "TimeZone": "-40"})
+    lines = list(format_swf(trace))
+    assert lines[0] == "; MaxProcs: 16"
+    assert format_swf_line(job).split()[:5] == ["15", "599850", "192180", "3477", "4"]
+    again = parse_swf(lines)
+    assert again == trace
+    assert again.clock_origin == 60
+    write_swf(trace, tmp_path / "t.swf.gz")
+    assert read_swf(tmp_path / "t.swf.gz") == trace
+    with pytest.raises(SpecError, match="cannot write"):
+        write_swf(trace, tmp_path / "no" / "such" / "dir.swf")

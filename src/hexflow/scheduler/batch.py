@@ -4,14 +4,18 @@ Pure: the input is the ordered queue, the running jobs with their expected ends 
 requested time), the free processors and ``now``; the output is which jobs to start now and
 the reservations made. No clock, no I/O; the same input gives the same decisions. A running
 job whose expected end has passed is taken to end at the instant after ``now`` (it may
-finish at any moment, but its processors are not free yet).
+finish at any moment, but its processors are not free yet). The running jobs may come as a
+``RunningSet``, kept in expected-end order across passes by a replay: same decisions, no
+sort per pass.
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
+import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -45,6 +49,63 @@ class RunningJob:
     job_id: int
     procs: int
     expected_end: float
+
+
+class RunningSet:
+    """Running jobs kept in (expected end, job id) order as they come and go.
+
+    A caller that replays many passes (``hexflow.sim.replay``) keeps one of these instead
+    of a plain list, so a pass reads the ends in order without sorting them again.
+    ``schedule`` accepts either; the decisions are the same.
+    """
+
+    def __init__(self, jobs: Iterable[RunningJob] = ()) -> None:
+        self._jobs: dict[int, RunningJob] = {}
+        self._ends: list[tuple[float, int, int]] = []  # (expected end, job id, procs)
+        for job in jobs:
+            self.add(job)
+
+    def add(self, job: RunningJob) -> None:
+        if job.job_id in self._jobs:
+            raise ValueError(f"job {job.job_id} is already running")
+        self._jobs[job.job_id] = job
+        bisect.insort(self._ends, (job.expected_end, job.job_id, job.procs))
+
+    def remove(self, job_id: int) -> RunningJob:
+        job = self._jobs.pop(job_id)
+        entry = (job.expected_end, job.job_id, job.procs)
+        del self._ends[bisect.bisect_left(self._ends, entry)]
+        return job
+
+    def __iter__(self) -> Iterator[RunningJob]:
+        return iter(self._jobs.values())
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def by_end(self, now: float) -> Iterator[tuple[float, int, int]]:
+        """(end, job id, procs) in (end, job id) order, where ``end`` is ``_end(job, now)``:
+        the jobs that overran their estimate end the instant after ``now``, by job id."""
+        ends = self._ends
+        overran = bisect.bisect_right(ends, (now, math.inf))
+        if overran:
+            after = math.nextafter(now, math.inf)
+            for _, job_id, procs in sorted(ends[:overran], key=lambda e: e[1]):
+                yield after, job_id, procs
+        yield from itertools.islice(ends, overran, None) if overran else ends
+
+
+def _by_end(running: Iterable[RunningJob], now: float) -> Iterator[tuple[float, int, int]]:
+    """(end, job id, procs) of ``running`` in (``_end``, job id) order."""
+    if isinstance(running, RunningSet):
+        return running.by_end(now)
+    after = math.nextafter(now, math.inf)
+    # ``_end`` inlined: on a replay this list sees every running job on every blocked pass.
+    holding = [
+        (r.expected_end if r.expected_end > now else after, r.job_id, r.procs) for r in running
+    ]
+    holding.sort()
+    return iter(holding)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +152,10 @@ def earliest_fit(procs: int, running: Iterable[RunningJob], free: int, now: floa
     if procs <= free:
         return now
     avail = free
-    for job in sorted(running, key=lambda r: (_end(r, now), r.job_id)):
-        avail += job.procs
+    for end, _, held in _by_end(running, now):
+        avail += held
         if avail >= procs:
-            return _end(job, now)
+            return end
     return float("inf")
 
 
@@ -102,8 +163,8 @@ def _easy(
     queue: Iterable[BatchJob], running: Iterable[RunningJob], free: int, now: float
 ) -> BatchDecisions:
     starts: list[int] = []
-    # (expected end, job id, procs) of every job holding processors, started in this pass too.
-    holding = [(_end(r, now), r.job_id, r.procs) for r in running]
+    # (expected end, job id, procs) of the jobs this pass starts before the head
+    started: list[tuple[float, int, int]] = []
     jobs = iter(queue)
     head: BatchJob | None = None
     for job in jobs:
@@ -111,17 +172,19 @@ def _easy(
             head = job
             break
         starts.append(job.job_id)
-        holding.append((_after(now + job.walltime, now), job.job_id, job.procs))
+        started.append((_after(now + job.walltime, now), job.job_id, job.procs))
         free -= job.procs
     if head is None:
         return BatchDecisions(tuple(starts))
     # Shadow time: when the head fits as running jobs end; extra: processors left over at
     # the shadow time once the head has its share. A backfilled job must end by the shadow
     # time or use only extra processors, so the head's reservation never moves.
-    holding.sort()
     shadow = float("inf")
     avail = free
-    for end, _, procs in holding:
+    ends = _by_end(running, now)
+    if started:
+        ends = heapq.merge(ends, sorted(started))
+    for end, _, procs in ends:
         avail += procs
         if avail >= head.procs:
             shadow = end
@@ -224,6 +287,7 @@ __all__ = [
     "BatchPolicy",
     "Reservation",
     "RunningJob",
+    "RunningSet",
     "earliest_fit",
     "schedule",
 ]

@@ -1,15 +1,17 @@
-"""Reader for the Standard Workload Format (SWF) of the Parallel Workloads Archive.
+"""Reader and writer of the Standard Workload Format (SWF) of the Parallel Workloads Archive.
 
 An SWF log is one job per line, 18 whitespace-separated numeric fields, with ``;`` comment
-lines (the header holds ``Key: value`` pairs such as ``MaxProcs``). ``parse_swf_line`` is
-pure; ``read_swf`` is the one thin function that opens a file (plain or gzip). A malformed
-line raises ``SpecError`` with ``line`` and ``field`` set.
+lines (the header holds ``Key: value`` pairs such as ``MaxProcs``). ``parse_swf_line`` and
+``format_swf`` are pure (what ``format_swf`` writes, ``parse_swf`` reads back as the same
+jobs; fields ``SwfJob`` does not keep are written as ``-1``); ``read_swf``/``write_swf`` are
+the thin functions that open files (gzip when the name ends in ``.gz``). A malformed line
+raises ``SpecError`` with ``line`` and ``field`` set.
 """
 
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +83,17 @@ class SwfTrace:
             if value.lstrip("-").isdigit() and int(value) > 0:
                 return int(value)
         return None
+
+    @property
+    def clock_origin(self) -> float:
+        """Local wall-clock time (seconds since the epoch) of trace time 0:
+        ``UnixStartTime + TimeZone`` from the header, 0 if not stated."""
+        total = 0.0
+        for key in ("UnixStartTime", "TimeZone"):
+            value = self.header.get(key, "").strip()
+            if value.lstrip("-").isdigit():
+                total += int(value)
+        return total
 
 
 def _number(text: str, lineno: int, index: int) -> float:
@@ -176,6 +189,28 @@ def parse_swf(lines: Iterable[str]) -> SwfTrace:
     return SwfTrace(jobs=tuple(jobs), header=header)
 
 
+def _field(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def format_swf_line(job: SwfJob) -> str:
+    """One SWF line for ``job``; the fields ``SwfJob`` does not keep are ``-1``. Pure."""
+    values = (
+        job.job_id, job.submit, job.wait, job.run_time, job.allocated_procs, -1, -1,
+        job.requested_procs, job.requested_time, -1, job.status, job.user, job.group, -1,
+        job.queue, job.partition, -1, -1,
+    )  # fmt: skip
+    return " ".join(_field(v) for v in values)
+
+
+def format_swf(trace: SwfTrace) -> Iterator[str]:
+    """The lines (without newlines) of an SWF file for ``trace``: header, then jobs. Pure."""
+    for key, value in trace.header.items():
+        yield f"; {key}: {value}"
+    for job in trace.jobs:
+        yield format_swf_line(job)
+
+
 def read_swf(path: str | Path) -> SwfTrace:
     """Open ``path`` (gzip if it ends in ``.gz``) and parse it."""
     where = Path(path)
@@ -194,4 +229,22 @@ def read_swf(path: str | Path) -> SwfTrace:
     except (OSError, EOFError) as exc:
         raise SpecError(
             f"cannot read SWF log {where}: {exc}", path=str(where), hint="is it a valid gzip?"
+        ) from None
+
+
+def write_swf(trace: SwfTrace, path: str | Path) -> None:
+    """Write ``trace`` to ``path`` as SWF (gzip if it ends in ``.gz``)."""
+    where = Path(path)
+    text = "\n".join(format_swf(trace)) + "\n"
+    try:
+        if where.suffix == ".gz":
+            with gzip.open(where, "wt", encoding="utf-8") as handle:
+                handle.write(text)
+        else:
+            where.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(
+            f"cannot write SWF file {where}: {exc.strerror or exc}",
+            hint="check that the directory exists and is writable",
+            path=str(where),
         ) from None

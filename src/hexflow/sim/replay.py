@@ -2,64 +2,21 @@
 
 Events are arrivals (at submit time) and completions (at start + actual run time). All
 events at one instant are applied before the policy runs once for that instant; completions
-sit in a heap, arrivals are consumed in submit order, so a replay is O(events log events)
-plus the policy's own work. Jobs larger than the machine are rejected and counted; jobs with
-no processors or no run time are skipped and counted.
+sit in a heap, arrivals are consumed in submit order and running jobs stay in a
+``RunningSet`` (expected-end order), so a replay is O(events log events) plus the policy's
+own work. Jobs larger than the machine are rejected and counted; jobs with no processors or
+a negative run time are skipped and counted. Rows and figures: ``sim.metrics``.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from hexflow.errors import SpecError
-from hexflow.scheduler.batch import BatchJob, BatchPolicy, RunningJob, schedule
+from hexflow.scheduler.batch import BatchJob, BatchPolicy, RunningJob, RunningSet, schedule
 from hexflow.scheduler.swf import SwfJob
-
-BOUNDED_SLOWDOWN_TAU = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class JobRow:
-    """One replayed job: when it arrived, started and ended, and on how many processors."""
-
-    job_id: int
-    submit: float
-    start: float
-    end: float
-    procs: int
-
-    @property
-    def wait(self) -> float:
-        return self.start - self.submit
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayResult:
-    policy: str
-    nodes: int
-    jobs: tuple[JobRow, ...]
-    rejected: int
-    skipped: int
-    mean_wait: float
-    mean_bounded_slowdown: float
-    utilization: float
-    makespan: float
-
-    def metrics(self) -> dict[str, float | int | str]:
-        """The summary figures, JSON-ready."""
-        return {
-            "policy": self.policy,
-            "nodes": self.nodes,
-            "jobs": len(self.jobs),
-            "rejected": self.rejected,
-            "skipped": self.skipped,
-            "mean_wait_s": round(self.mean_wait, 3),
-            "mean_bounded_slowdown": round(self.mean_bounded_slowdown, 4),
-            "utilization": round(self.utilization, 4),
-            "makespan_s": round(self.makespan, 3),
-        }
+from hexflow.sim.metrics import BOUNDED_SLOWDOWN_TAU, JobRow, ReplayResult, summarize
 
 
 def replay(
@@ -93,7 +50,7 @@ def replay(
         raise SpecError("the log holds duplicate job ids", hint="job ids must be unique")
 
     queue: dict[int, BatchJob] = {}  # insertion-ordered: the FCFS queue
-    running: dict[int, RunningJob] = {}
+    running = RunningSet()  # kept in expected-end order across passes
     completions: list[tuple[float, int]] = []  # (end, job id)
     starts: dict[int, float] = {}
     free = nodes
@@ -105,18 +62,18 @@ def replay(
             now = completions[0][0]
         while completions and completions[0][0] == now:
             _, done = heapq.heappop(completions)
-            free += running.pop(done).procs
+            free += running.remove(done).procs
         while nxt < total and accepted[nxt].submit == now:
             job = accepted[nxt]
             queue[job.job_id] = BatchJob(job.job_id, job.procs, job.walltime)
             nxt += 1
         if not queue:
             continue
-        decided = schedule(chosen, queue.values(), running.values(), free, now)
+        decided = schedule(chosen, queue.values(), running, free, now)
         for job_id in decided.starts:
             queued = queue.pop(job_id)
             free -= queued.procs
-            running[job_id] = RunningJob(job_id, queued.procs, now + queued.walltime)
+            running.add(RunningJob(job_id, queued.procs, now + queued.walltime))
             starts[job_id] = now
             heapq.heappush(completions, (now + by_id[job_id].run_time, job_id))
         if free < 0:  # a policy bug, never a user error
@@ -135,34 +92,12 @@ def _result(
     skipped: int,
     tau: float,
 ) -> ReplayResult:
-    rows = tuple(
+    rows = [
         JobRow(j.job_id, j.submit, starts[j.job_id], starts[j.job_id] + j.run_time, j.procs)
         for j in accepted
-    )
-    if not rows:
-        return ReplayResult(policy.value, nodes, (), rejected, skipped, 0.0, 0.0, 0.0, 0.0)
-    n = len(rows)
-    mean_wait = sum(r.wait for r in rows) / n
-    slowdown = 0.0
-    work = 0.0
-    for row, job in zip(rows, accepted, strict=True):
-        slowdown += max((row.wait + job.run_time) / max(job.run_time, tau), 1.0)
-        work += job.run_time * job.procs
-    first = min(r.submit for r in rows)
-    last = max(r.end for r in rows)
-    makespan = last - first
-    utilization = work / (nodes * makespan) if makespan > 0 else 0.0
-    return ReplayResult(
-        policy=policy.value,
-        nodes=nodes,
-        jobs=rows,
-        rejected=rejected,
-        skipped=skipped,
-        mean_wait=mean_wait,
-        mean_bounded_slowdown=slowdown / n,
-        utilization=utilization,
-        makespan=makespan,
-    )
+    ]
+    runs = [j.run_time for j in accepted]
+    return summarize(policy.value, nodes, rows, runs, rejected, skipped, tau)
 
 
 __all__ = ["BOUNDED_SLOWDOWN_TAU", "JobRow", "ReplayResult", "replay"]
