@@ -277,30 +277,64 @@ def _check(
         if t.gang is not None:
             gangs[t.gang].add(t.task_id in started)
     assert all(len(v) == 1 for v in gangs.values())
-    # EASY: the head's reservation holds once everything started now is counted
-    if not config.preemption:
-        reserves = [d for d in decisions if isinstance(d, Reserve)]
-        assert len(reserves) <= 1
-        for d in reserves:
-            head = tasks[d.task_id]
+    _check_plan(cluster, queue, running, config, decisions)
+
+
+def _check_plan(
+    cluster: Cluster,
+    queue: list[PendingTask],
+    running: list[RunningTask],
+    config: PolicyConfig,
+    decisions: list[Decision],
+) -> None:
+    """No reservation is delayed: with what keeps running (until its expected end), this
+    pass's starts and every reservation counted, no node is over-allocated at any time a
+    reservation holds. Preempted work counts as gone (it stops within the grace period)."""
+    nodes = {n.name: n for n in cluster.nodes()}
+    tasks = {t.task_id: t for t in queue}
+    after_now = math.nextafter(NOW, math.inf)
+    preempted = {d.task_id for d in decisions if isinstance(d, Preempt)}
+    # (node, from, until, cpus, gpus, memory, whole)
+    holds = [
+        (s.node, NOW, max(r.expected_end, after_now), s.cpus, s.gpus, s.memory, s.exclusive)
+        for r in running
+        if r.task_id not in preempted
+        for s in r.slots
+    ]
+    reserves: list[tuple[Reserve, bool]] = []  # (reservation, made for a preemption)
+    for k, d in enumerate(decisions):
+        if isinstance(d, Start | Reserve):
+            t = tasks[d.task_id]
+            at = d.at if isinstance(d, Reserve) else NOW
+            r = t.resources
             for name in d.nodes:
-                node = nodes[name]
-                assert node.leaves_at is None or node.leaves_at >= d.at + head.walltime
-                cpus, holders = 0.0, 0
-                for r in running:
-                    if max(r.expected_end, math.nextafter(NOW, math.inf)) > d.at:
-                        for s in r.slots:
-                            if s.node == name:
-                                cpus, holders = cpus + s.cpus, holders + 1
-                for s in starts:
-                    if name in s.nodes and NOW + tasks[s.task_id].walltime > d.at:
-                        t = tasks[s.task_id]
-                        cpus, holders = cpus + t.resources.cpus, holders + 1
-                        assert not t.exclusive, "a backfilled task holds a reserved node whole"
-                if head.exclusive:
-                    assert holders == 0, f"head {head.task_id} delayed on {name}"
+                holds.append((name, at, at + t.walltime, r.cpus, r.gpus, r.memory, t.exclusive))
+        if isinstance(d, Reserve):
+            reserves.append((d, k > 0 and isinstance(decisions[k - 1], Preempt)))
+    for d, _ in reserves:
+        t = tasks[d.task_id]
+        end = d.at + t.walltime
+        for name in d.nodes:
+            node = nodes[name]
+            assert node.state is NodeState.UP
+            assert node.leaves_at is None or node.leaves_at >= end, f"{name} leaves first"
+            mine = [h for h in holds if h[0] == name]
+            for point in {d.at} | {h[1] for h in mine if d.at < h[1] < end}:
+                active = [h for h in mine if h[1] <= point < h[2]]
+                if any(h[6] for h in active):
+                    assert len(active) == 1, f"{d.task_id} delayed on {name} (whole node)"
                 else:
-                    assert cpus + head.resources.cpus <= node.cpus + 1e-9
+                    assert sum(h[3] for h in active) <= node.cpus + 1e-9, f"{d.task_id} delayed"
+                    assert sum(h[4] for h in active) <= node.gpus
+                    assert sum(h[5] for h in active) <= node.memory
+    blocked = [d for d, for_preemption in reserves if not for_preemption]
+    if config.backfill_mode == "easy":
+        # one head: a task, or a gang's members at one common time
+        assert len({d.at for d in blocked}) <= 1
+        gangs = {tasks[d.task_id].gang for d in blocked}
+        assert len(blocked) <= 1 or (len(gangs) == 1 and None not in gangs)
+    if config.backfill_mode == "none":
+        assert not blocked
 
 
 CONFIGS = st.builds(
@@ -308,8 +342,10 @@ CONFIGS = st.builds(
     fair_share=st.booleans(),
     edf=st.booleans(),
     admission=st.just(True),
-    backfill=st.booleans(),
+    backfill=st.sampled_from([False, True, "none", "easy", "conservative"]),
     preemption=st.booleans(),
+    reservation_depth=st.sampled_from([None, None, 1, 3]),
+    charge_in_pass=st.booleans(),
 )
 
 

@@ -10,6 +10,7 @@ import pytest
 import hexflow as hx
 
 EXPECTED = {
+    "Client",
     "HexflowError",
     "QoS",
     "Resources",

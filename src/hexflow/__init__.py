@@ -41,9 +41,11 @@ _EXPORTS = {
     "WorkflowFileError": "hexflow.errors",
     "TaskFailed": "hexflow.errors",
     "Preempted": "hexflow.errors",
+    "Client": "hexflow.client",
 }
 
 __all__ = [
+    "Client",
     "HexflowError",
     "Preempted",
     "QoS",
@@ -67,6 +69,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from hexflow.client import Client
     from hexflow.errors import HexflowError, Preempted, SpecError, TaskFailed, WorkflowFileError
     from hexflow.flow.context import checkpoint_dir, preemption_requested
     from hexflow.flow.decorators import TaskFunction, shell, task

@@ -61,6 +61,11 @@ class ExecutorError(HexflowError):
     """An executor could not launch or control work."""
 
 
+class ContainerError(ExecutorError):
+    """A container task cannot run as asked: an unknown image, a mount outside the allowed
+    roots, a runtime that cannot honour the request. ``fields``: ``task``, ``image``..."""
+
+
 class EngineError(HexflowError):
     """The engine cannot drive a run (e.g. it is owned by a live process)."""
 

@@ -10,16 +10,29 @@ HEXFLOW_KILL_GRACE  seconds between SIGTERM and SIGKILL on timeouts (default 5)
 HEXFLOW_PREEMPT_GRACE  seconds a preempted task gets to checkpoint and stop (default 30)
 HEXFLOW_POLICY_OFF  scheduling policies to switch off, comma-separated, among
                fair_share, edf, admission, backfill, preemption (default: all on)
+HEXFLOW_CONTAINER_RUNTIME  podman (default), apptainer, podman-hpc or shifter: what runs
+               tasks that name an image (docs/containers.md)
+HEXFLOW_CONTAINER_NETWORK  network of container tasks: none or host (default: none with
+               podman and podman-hpc, host with apptainer and shifter)
+HEXFLOW_MOUNT_ROOTS  host directories container tasks may mount, separated by ':'
+               (default: the working directory and HEXFLOW_HOME)
+HEXFLOW_EXECUTOR  where tasks run: local (default), slurm or dask (docs/executors.md)
+HEXFLOW_SLURM_PARTITION, HEXFLOW_SLURM_GPU_PARTITION, HEXFLOW_SLURM_ACCOUNT  sbatch's
+               --partition (for all tasks; for tasks with GPUs) and --account
+HEXFLOW_SLURM_QOS  hexflow QoS -> Slurm --qos, e.g. ``realtime=realtime,regular=regular``
+HEXFLOW_SLURM_POLL  seconds between two squeue calls (default 3)
+HEXFLOW_DASK_SCHEDULER  a Dask scheduler address (default: a local Dask cluster)
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hexflow.errors import SpecError
+from hexflow.model.container import CONTAINER_RUNTIMES
 from hexflow.model.resources import parse_duration, parse_memory
 
 POLICIES = frozenset({"fair_share", "edf", "admission", "backfill", "preemption"})
@@ -36,6 +49,14 @@ class Settings:
     preempt_grace: float = 30.0
     policy_off: frozenset[str] = frozenset()
     workdir: Path = Path(".")  # where runs execute: the current directory at the entry point
+    container_runtime: str = "podman"
+    container_network: str = ""  # none | host; empty: the runtime's default
+    mount_roots: tuple[Path, ...] = ()  # empty: the workdir and the home
+    executor: ExecutorSettings = field(default_factory=lambda: ExecutorSettings())
+
+    @property
+    def allowed_mount_roots(self) -> tuple[Path, ...]:
+        return self.mount_roots or (self.workdir, self.home)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -70,6 +91,22 @@ class Settings:
                 hint=f"name some of: {', '.join(sorted(POLICIES))}",
                 field="environment",
             )
+        runtime = env.get("HEXFLOW_CONTAINER_RUNTIME") or "podman"
+        if runtime not in CONTAINER_RUNTIMES:
+            raise SpecError(
+                f"HEXFLOW_CONTAINER_RUNTIME: unknown container runtime {runtime!r}",
+                hint=f"name one of: {', '.join(CONTAINER_RUNTIMES)}",
+                field="environment",
+            )
+        network = env.get("HEXFLOW_CONTAINER_NETWORK") or ""
+        if network not in ("", "none", "host"):
+            raise SpecError(
+                f"HEXFLOW_CONTAINER_NETWORK: expected none or host, got {network!r}",
+                field="environment",
+            )
+        roots = tuple(
+            Path(p).resolve() for p in env.get("HEXFLOW_MOUNT_ROOTS", "").split(":") if p.strip()
+        )
         return cls(
             home=home,
             db_url=db_url,
@@ -80,4 +117,60 @@ class Settings:
             preempt_grace=preempt_grace if preempt_grace is not None else 30.0,
             policy_off=off,
             workdir=(cwd or Path.cwd()).resolve(),
+            container_runtime=runtime,
+            container_network=network,
+            mount_roots=roots,
+            executor=ExecutorSettings.from_env(env),
+        )
+
+
+EXECUTORS = ("local", "slurm", "dask")
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """Which executor runs tasks (``HEXFLOW_EXECUTOR``) and the options of the batch and
+    distributed ones (``HEXFLOW_SLURM_*``, ``HEXFLOW_DASK_*``)."""
+
+    name: str = "local"
+    slurm_partition: str | None = None
+    slurm_gpu_partition: str | None = None
+    slurm_account: str | None = None
+    slurm_qos: tuple[tuple[str, str], ...] = ()  # (hexflow QoS, Slurm QoS) pairs
+    slurm_poll: float = 3.0
+    dask_scheduler: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ExecutorSettings:
+        from hexflow.model.qos import QoS
+
+        name = (env.get("HEXFLOW_EXECUTOR") or "local").strip().lower()
+        if name not in EXECUTORS:
+            raise SpecError(
+                f"HEXFLOW_EXECUTOR: unknown executor {name!r}",
+                hint=f"name one of: {', '.join(EXECUTORS)}",
+                field="environment",
+            )
+        qos = []
+        for pair in (env.get("HEXFLOW_SLURM_QOS") or "").split(","):
+            if not pair.strip():
+                continue
+            ours, sep, theirs = (part.strip() for part in pair.partition("="))
+            if not sep or not theirs or ours not in QoS.__members__.values():
+                raise SpecError(
+                    f"HEXFLOW_SLURM_QOS: cannot read {pair.strip()!r}",
+                    hint="write hexflow=slurm pairs, e.g. realtime=realtime,regular=regular; "
+                    f"hexflow's classes are {', '.join(q.value for q in QoS)}",
+                    field="environment",
+                )
+            qos.append((ours, theirs))
+        poll = parse_duration(env.get("HEXFLOW_SLURM_POLL") or 3, "HEXFLOW_SLURM_POLL")
+        return cls(
+            name=name,
+            slurm_partition=env.get("HEXFLOW_SLURM_PARTITION") or None,
+            slurm_gpu_partition=env.get("HEXFLOW_SLURM_GPU_PARTITION") or None,
+            slurm_account=env.get("HEXFLOW_SLURM_ACCOUNT") or None,
+            slurm_qos=tuple(qos),
+            slurm_poll=poll if poll is not None else 3.0,
+            dask_scheduler=env.get("HEXFLOW_DASK_SCHEDULER") or None,
         )

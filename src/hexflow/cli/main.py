@@ -415,6 +415,15 @@ app.add_typer(sim_app, name="sim")
 from hexflow.cli.queue import QUEUE_EPILOG, queue  # noqa: E402
 
 app.command(epilog=QUEUE_EPILOG)(queue)
+from hexflow.cli.admin import admin_app  # noqa: E402
+from hexflow.cli.server import server  # noqa: E402
+
+app.add_typer(admin_app, name="admin")
+app.command("server")(server)
+from hexflow.cli.data import TRANSFERS_EPILOG, data_app, transfers  # noqa: E402
+
+app.add_typer(data_app, name="data")
+app.command(epilog=TRANSFERS_EPILOG)(transfers)
 
 
 def main() -> None:

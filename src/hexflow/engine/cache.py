@@ -14,6 +14,8 @@ def cache_key(spec: TaskSpec, inputs: Mapping[str, bytes]) -> str:
     digest.update(spec.cache_salt.encode())
     digest.update(spec.payload or b"")
     digest.update(repr((spec.command, spec.shell, spec.cwd, sorted(spec.env.items()))).encode())
+    if spec.image is not None:  # the same command in another image is another computation
+        digest.update(repr((spec.image, spec.mounts)).encode())
     for dep in spec.inputs:
         digest.update(dep.encode())
         digest.update(inputs.get(dep) or b"")

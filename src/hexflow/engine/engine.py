@@ -37,6 +37,7 @@ from hexflow.model import (
     TaskState,
     WorkflowDAG,
 )
+from hexflow.model.events import RUN_PREFIX, TASK_PREFIX, NewEvent
 from hexflow.scheduler.decisions import PolicyConfig, Preempt, Reject, Start
 from hexflow.store import Store
 
@@ -76,7 +77,9 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
         self.records: dict[str, TaskRecord] = {}
         self.dag = WorkflowDAG()
         self._waiting: dict[str, int] = {}
-        self._placement = Placement(self.executor.capacity, self.policy)
+        self._placement = Placement(
+            self.executor.capacity, self.policy, places_work=_places_work(self.executor)
+        )
         self._preempt_tokens: set[int] = set()
         self._tokens: dict[int, str] = {}
         self._token_of: dict[str, int] = {}
@@ -85,6 +88,8 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
         self._dirty: dict[str, TaskRecord] = {}
         self._new: list[TaskRecord] = []
         self._run_dirty = False
+        self._events: list[NewEvent] = []  # state changes of this turn, logged with them
+        self._project: str | None = None
         self._actions: list[Callable[[], None]] = []
         self._handled_cancels: list[int] = []
         self._cancel_tokens: set[int] = set()
@@ -242,6 +247,8 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
             "policy": asdict(self.policy),
         }
         self.run_record = run
+        self._project = run.project
+        self._run_event(run)
         self._run_dirty = True
         self._started = now
         for rec in records:
@@ -277,9 +284,10 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
 
     def _check_fits(self, specs: Iterable[TaskSpec]) -> None:
         cap = self.executor.capacity
+        one_node = not _places_work(self.executor)  # else the batch system spans nodes
         for spec in specs:
             req = spec.resources
-            if not req.fits_in(cap) or req.nodes > 1:
+            if not req.fits_in(cap) or (req.nodes > 1 and one_node):
                 raise SpecError(
                     f"task {spec.name!r} asks for {req.describe()} but the {self.executor.name} "
                     f"executor has {cap.describe()} in all",
@@ -349,11 +357,13 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
             new_tasks=self._new,
             tasks=[r for k, r in self._dirty.items() if k not in new_ids],
             handled_cancels=self._handled_cancels,
+            events=self._events,
         )
         self._dirty = {}
         self._new = []
         self._run_dirty = False
         self._handled_cancels = []
+        self._events = []
 
     # ---------------------------------------------------------------- transitions
     def _set(self, rec: TaskRecord, state: TaskState) -> None:
@@ -361,6 +371,19 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
         rec.set_state(state)
         self._count(old, state)
         self._dirty[rec.id] = rec
+        # The event bus's record of the change, written in the same group commit.
+        data: dict[str, Any] = {"run": rec.run_id, "task": rec.id, "attempt": rec.attempt}
+        if rec.reason is not None and state is not S.SUCCEEDED:
+            data["reason"] = rec.reason
+        self._events.append(
+            NewEvent(
+                TASK_PREFIX + state._value_,
+                self._project,
+                f"{rec.run_id}/{rec.id}",
+                self._now(),
+                data,
+            )
+        )
         if self._joins and state.terminal and rec.id in self._joins:
             self._resolve_joins(rec)
 
@@ -450,6 +473,7 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
             cwd=os.path.join(self.run_record.workdir, spec.cwd or ""),  # relative to the run
             stdout=stdout,
             stderr=stderr,
+            workdir=self.run_record.workdir,
         )
         return lambda: self._submit(launch)
 
@@ -486,13 +510,18 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
         self._placement.ended(task_id)
         rec.ended_at = event.ended_at
         rec.exit_code = event.exit_code
+        if "image" in event.extra:  # a container task: what ran, for provenance
+            rec.image = str(event.extra["image"])
+            digest = event.extra.get("image_digest")
+            rec.image_digest = str(digest) if digest else None
         cancelled = event.token in self._cancel_tokens
         self._cancel_tokens.discard(event.token)
-        if event.token in self._preempt_tokens:
-            self._preempt_tokens.discard(event.token)
-            if not (event.ok or cancelled):
-                self._requeue_preempted(rec, event)
-                return
+        asked = event.token in self._preempt_tokens
+        self._preempt_tokens.discard(event.token)
+        # preempted at the policy's request, or by a batch system on its own (Slurm)
+        if (asked or event.reason == "preempted") and not (event.ok or cancelled):
+            self._requeue_preempted(rec, event)
+            return
         if event.ok and not cancelled:
             rec.reason = rec.error = rec.traceback = None
             if event.spawned and not self._spawn(rec, event):
@@ -592,10 +621,22 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
             final = RunState.SUCCEEDED
         run.set_state(final)
         run.ended_at = self._now()
+        self._run_event(run)
         self._run_dirty = True
         self._flush()
         self._progress(force=True)
         self._done.set_result(run)
+
+    def _run_event(self, run: RunRecord) -> None:
+        self._events.append(
+            NewEvent(
+                RUN_PREFIX + run.state._value_,
+                self._project,
+                run.id,
+                self._now(),
+                {"run": run.id, "name": run.name},
+            )
+        )
 
     def _release(self) -> None:
         run = self.run_record
@@ -623,3 +664,9 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
                 elapsed=self._now() - self._started,
             )
         )
+
+
+def _places_work(executor: Executor) -> bool:
+    """Whether the executor's backend places work itself (a batch system): the engine then
+    hands it tasks of any node count and does not fit them into one node."""
+    return bool(getattr(executor, "places_work", False))

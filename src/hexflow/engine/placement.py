@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Mapping
+from dataclasses import replace
 
 from hexflow.model import QoS, Resources, TaskSpec
 from hexflow.scheduler import ReadyQueue
@@ -54,8 +55,12 @@ class Placement:
         capacity: Resources,
         config: PolicyConfig | None = None,
         node: str | None = None,
+        places_work: bool = False,
     ) -> None:
         self.capacity = capacity
+        # The executor's backend places work itself (Slurm): a multi-node task is one
+        # submission here, counted as one node's share of the capacity.
+        self.places_work = places_work
         self.node = node or socket.gethostname() or "local"
         self._nodes = (self.node,)
         self.cluster = Cluster.single_pool(
@@ -85,6 +90,7 @@ class Placement:
         self, task_id: str, spec: TaskSpec, submit_time: float, deadline: float | None
     ) -> None:
         """Queue a ready task (``deadline``: absolute time, or None)."""
+        spec = self._one_node(spec)
         self._pending[task_id] = (spec, submit_time, deadline)
         if deadline is not None or spec.qos.may_preempt:
             self._special += 1
@@ -96,6 +102,11 @@ class Placement:
         self.queue.remove(task_id)
         if self._awaiting.pop(task_id, None) is not None:  # cancelled while it waited
             self._release_held(task_id)
+
+    def _one_node(self, spec: TaskSpec) -> TaskSpec:
+        if self.places_work and spec.resources.nodes > 1:
+            return replace(spec, resources=replace(spec.resources, nodes=1))
+        return spec
 
     def _forget(self, task_id: str) -> _Queued | None:
         queued = self._pending.pop(task_id, None)
@@ -112,7 +123,7 @@ class Placement:
             walltime = _walltime(spec)
             task = self._as_pending[task_id] = PendingTask(
                 task_id,
-                spec.resources,  # one node: this machine (the engine checked nodes == 1)
+                spec.resources,  # one node: this machine, or one submission (places_work)
                 walltime=walltime or UNKNOWN_WALLTIME,
                 qos=spec.qos,
                 submit_time=submit_time,
@@ -125,6 +136,7 @@ class Placement:
 
     def adopt(self, task_id: str, spec: TaskSpec, started: float) -> None:
         """Count a task that already runs (started at ``started``), as a pass would have."""
+        spec = self._one_node(spec)
         self._pending[task_id] = (spec, started, None)
         if spec.qos.may_preempt:
             self._special += 1

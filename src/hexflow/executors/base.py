@@ -28,6 +28,7 @@ class Launch:
     stdout: str  # log file paths
     stderr: str
     command: tuple[str, ...] | None = None  # resolved argv for shell tasks
+    workdir: str = ""  # the run's directory (``cwd`` is it, or a directory the spec names)
 
 
 @dataclass(slots=True)
@@ -61,6 +62,9 @@ Report = Callable[[ExecutorEvent], None]
 class Executor(Protocol):
     name: str
     capacity: Resources
+    # True when the backend places work itself (a batch system such as Slurm): the engine
+    # then only hands tasks over, of any node count, and ``capacity`` bounds how many at once.
+    places_work: bool
 
     def start(self, loop: asyncio.AbstractEventLoop, report: Report) -> None: ...
 

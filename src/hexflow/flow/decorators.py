@@ -16,6 +16,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from hexflow.errors import SpecError
 from hexflow.flow.serialize import code_identity, dumps_function
 from hexflow.model import QoS, Resources, RetryPolicy, TaskKind, parse_duration
+from hexflow.model.container import check_container_task, check_image, normalize_mounts
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -35,6 +36,8 @@ class TaskOptions:
     name: str | None
     use_shell: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
+    image: str | None = None
+    mounts: tuple[str, ...] = ()
 
 
 def build_options(
@@ -56,11 +59,16 @@ def build_options(
     name: str | None = None,
     use_shell: bool = False,
     tags: Mapping[str, str] | None = None,
+    image: str | None = None,
+    mounts: Iterable[str] | None = None,
 ) -> TaskOptions:
+    resources = Resources.parse(cpus=cpus, memory=memory, gpus=gpus, nodes=nodes, walltime=walltime)
+    if image is not None:
+        check_image(image, name)
+    mount_list = normalize_mounts(mounts, name)
+    check_container_task(name, image, mount_list, resources.memory, env or {})
     return TaskOptions(
-        resources=Resources.parse(
-            cpus=cpus, memory=memory, gpus=gpus, nodes=nodes, walltime=walltime
-        ),
+        resources=resources,
         qos=QoS.parse(qos),
         retry=RetryPolicy(retries=retries, backoff=backoff),
         timeout=parse_duration(timeout, "timeout"),
@@ -72,6 +80,8 @@ def build_options(
         name=name,
         use_shell=use_shell,
         tags=dict(tags or {}),
+        image=image,
+        mounts=mount_list,
     )
 
 
@@ -120,6 +130,8 @@ class TaskFunction(Generic[P, R]):
             "name": current.name,
             "use_shell": current.use_shell,
             "tags": current.tags,
+            "image": current.image,
+            "mounts": current.mounts,
         }
         check_option_names(overrides)
         copy = TaskFunction(self.fn, self.kind, build_options(**{**base, **overrides}))
@@ -178,7 +190,7 @@ def task(fn: Callable[..., Any] | None = None, **options: Any) -> Any:
 
     Options: cpus, memory ("512M"), gpus, nodes, walltime ("10m"), qos (realtime, urgent,
     interactive, regular, preempt), deadline, timeout, retries, backoff, after=[futures],
-    cache, checkpoint, env, name.
+    cache, checkpoint, env, name, image (run in a container, docs/containers.md), mounts.
     """
     return _decorator(TaskKind.PYTHON, fn, options)
 

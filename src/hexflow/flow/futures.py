@@ -33,16 +33,32 @@ class TaskFuture:
     def record(self) -> TaskRecord | None:
         return self.workflow.task_record(self.task_id)
 
+    def _remote(self) -> Any:
+        """The server's handle of this task, when its workflow was submitted to one."""
+        run = self.workflow.remote
+        return run.future(self.task_id) if run is not None else None
+
     @property
     def state(self) -> str:
+        remote = self._remote()
+        if remote is not None:
+            return str(remote.state)
         rec = self.record
         return rec.state.value if rec else "unsubmitted"
 
     def done(self) -> bool:
+        remote = self._remote()
+        if remote is not None:
+            return bool(remote.done())
         rec = self.record
         return bool(rec and rec.state.terminal)
 
-    def result(self) -> Any:
+    def result(self, timeout: float | None = None) -> Any:
+        """The task's value. Embedded: after ``wf.run()``. Submitted to a server
+        (``wf.submit(client)``): waits for the task there, ``timeout`` seconds at most."""
+        remote = self._remote()
+        if remote is not None:
+            return remote.result(timeout)
         rec = self.record
         if rec is None or not rec.state.terminal:
             raise HexflowError(
@@ -53,7 +69,11 @@ class TaskFuture:
             return pickle.loads(rec.result) if rec.result else None
         raise self._error(rec)
 
-    def exception(self) -> BaseException | None:
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        remote = self._remote()
+        if remote is not None:
+            exc: BaseException | None = remote.exception(timeout)
+            return exc
         rec = self.record
         if rec is None or not rec.state.terminal or rec.state is TaskState.SUCCEEDED:
             return None

@@ -16,7 +16,9 @@ from hexflow.engine import Engine, Progress, RunPaths
 __all__ = ["Progress"]  # re-exported for the CLI's progress bar
 from hexflow.engine.lease import owner_alive
 from hexflow.engine.paths import run_home
+from hexflow.executors.containers.planning import ContainerConfig
 from hexflow.executors.local import LocalExecutor
+from hexflow.flow.backends import remote_executor
 from hexflow.model import RunRecord, RunState, TaskRecord, TaskSpec, TaskState
 from hexflow.scheduler.decisions import PolicyConfig
 from hexflow.settings import Settings
@@ -43,12 +45,13 @@ def make_store(settings: Settings) -> Store:
 def make_engine(
     settings: Settings, store: Store, on_progress: Callable[[Progress], None] | None = None
 ) -> Engine:
-    executor = LocalExecutor(
+    executor = remote_executor(settings) or LocalExecutor(
         cpus=settings.cpus,
         memory=settings.memory,
         gpus=settings.gpus,
         scratch_dir=str(settings.home / "scratch"),
         kill_grace=settings.kill_grace,
+        containers=container_config(settings),
     )
     off = settings.policy_off
     policy = PolicyConfig(
@@ -60,6 +63,15 @@ def make_engine(
         preempt_grace=settings.preempt_grace,
     )
     return Engine(store, executor, on_progress=on_progress, policy=policy)
+
+
+def container_config(settings: Settings) -> ContainerConfig:
+    """How this site runs container tasks (runtime, network, the roots mounts may use)."""
+    return ContainerConfig(
+        runtime=settings.container_runtime,
+        network=settings.container_network or None,
+        mount_roots=tuple(str(p) for p in settings.allowed_mount_roots),
+    )
 
 
 def start_run(

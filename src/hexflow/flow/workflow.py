@@ -91,6 +91,7 @@ class Workflow:
         self._counters: dict[str, int] = {}
         self._token: contextvars.Token[Workflow | None] | None = None
         self._result: Run | None = None
+        self.remote: Any = None  # the RemoteRun once submitted to a server (``submit``)
 
     # ---------------------------------------------------------------- building
     def __enter__(self) -> Workflow:
@@ -163,6 +164,8 @@ class Workflow:
             cache=opts.cache,
             checkpoint=opts.checkpoint,
             tags={"function": tf.name, **opts.tags},
+            image=opts.image,
+            mounts=opts.mounts,
         )
         if tf.kind is TaskKind.SHELL_BUILDER and not found:
             # The command needs no upstream result: build it now, so errors show up here.
@@ -222,6 +225,27 @@ class Workflow:
         )
         self._result = Run(record=record, tasks={t.id: t for t in tasks})
         return self._result
+
+    def submit(
+        self, client: Any, *, project: str | None = None, idempotency_key: str | None = None
+    ) -> Any:
+        """Send the workflow to a hexflow server (``hexflow.Client``) instead of running it
+        here; returns the run's handle (``RemoteRun``), and the futures of this workflow
+        then resolve remotely: ``future.result()`` waits for the task on the server."""
+        if self._result is not None or self.remote is not None:
+            done = self._result.id if self._result else self.remote.id
+            raise HexflowError(
+                f"workflow {self.name!r} has already run (run {done})",
+                hint="build a new hx.Workflow for another run",
+            )
+        if not self.specs:
+            raise SpecError(
+                f"workflow {self.name!r} has no tasks", hint="call some tasks inside it"
+            )
+        self.remote = client.submit_workflow(
+            self, project=project, idempotency_key=idempotency_key
+        )
+        return self.remote
 
     def task_record(self, task_id: str) -> TaskRecord | None:
         return self._result.tasks.get(task_id) if self._result else None

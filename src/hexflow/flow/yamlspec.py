@@ -24,6 +24,7 @@ import yaml
 from hexflow.errors import SpecError, WorkflowFileError
 from hexflow.flow.workflow import Workflow
 from hexflow.model import QoS, Resources, RetryPolicy, TaskKind, TaskSpec, find_cycle
+from hexflow.model.container import check_image, normalize_mounts
 from hexflow.model.resources import parse_duration, parse_memory
 
 T = TypeVar("T")
@@ -33,7 +34,8 @@ Options = tuple[dict[str, Any], dict[str, Where]]  # option values, where each w
 TOP_FIELDS = ("name", "params", "defaults", "tasks")
 # fmt: off
 OPTION_FIELDS = ("cpus", "memory", "gpus", "nodes", "walltime", "timeout", "qos", "deadline",
-                 "retries", "backoff", "checkpoint", "cache", "env", "cwd", "shell")
+                 "retries", "backoff", "checkpoint", "cache", "env", "cwd", "shell", "image",
+                 "mounts")
 # fmt: on
 TASK_FIELDS = ("name", "command", "depends_on", "after", *OPTION_FIELDS)
 _TASK_NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")  # no leading dot: names are paths
@@ -70,9 +72,26 @@ def load_workflow(
     return _Loader(Path(path), str(path), dict(params or {})).load(workdir)
 
 
+def load_workflow_text(
+    text: str,
+    params: Mapping[str, str] | None = None,
+    *,
+    json_format: bool = False,
+    source: str = "workflow",
+    workdir: str | Path | None = None,
+) -> Workflow:
+    """``load_workflow`` of a document in memory (e.g. an API request body); messages
+    start with ``source:LINE:``. ``json_format`` reads it as JSON rather than YAML."""
+    loader = _Loader(Path(source), source, dict(params or {}), text=text)
+    loader.is_json = json_format
+    return loader.load(workdir)
+
+
 class _Loader:
-    def __init__(self, path: Path, shown: str, given: dict[str, str]) -> None:
-        self.path, self.shown, self.given = path, shown, given
+    def __init__(
+        self, path: Path, shown: str, given: dict[str, str], text: str | None = None
+    ) -> None:
+        self.path, self.shown, self.given, self.source = path, shown, given, text
         self.is_json = path.suffix.lower() == ".json"
         self.ctor = yaml.SafeLoader("")  # builds scalars (ints, floats, bools...) from nodes
         self.params: dict[str, str | None] = {}
@@ -141,7 +160,7 @@ class _Loader:
 
     def read(self) -> _Node:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = self.source if self.source is not None else self.path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             msg = f"cannot read the workflow file: {getattr(exc, 'strerror', None) or exc}"
             if isinstance(exc, FileNotFoundError):
@@ -213,7 +232,7 @@ class _Loader:
     def type_error(self, node: _Node, where: str, expected: str) -> NoReturn:
         hint = None
         if isinstance(node.value, str) and "${" in node.value:
-            hint = "parameters are substituted only in command, env and cwd"
+            hint = "parameters are substituted only in command, env, cwd, image and mounts"
         self.fail(node.line, where, f"expected {expected}, got {node.plain()!r}", hint)
 
     def mapping(self, node: _Node, where: str) -> dict[str, _Node]:
@@ -358,6 +377,11 @@ class _Loader:
             return self.env(node, where)
         if key == "cwd":
             return self.substitute(self.typed(node, where, str, "a string"), node.line, where)
+        if key == "image":
+            name = self.substitute(self.typed(node, where, str, "a string"), node.line, where)
+            return self.model(check_image, at, value=name)
+        if key == "mounts":
+            return self.mounts(node, where)
         return self.model(parse_duration, at, value=node.value, field=key)  # time limits
 
     def options(self, fields: Mapping[str, _Node], prefix: str) -> Options:
@@ -406,7 +430,7 @@ class _Loader:
             deps=tuple(deps), retry=retry, timeout=get("timeout"), deadline=get("deadline"),
             cache=get("cache", False), checkpoint=get("checkpoint", False),
             env={**get("env", {}), **self.shell_params},
-            cwd=get("cwd"),
+            cwd=get("cwd"), image=get("image"), mounts=get("mounts", ()),
         )  # fmt: skip
 
     def command(self, node: _Node, where: str, shell: bool) -> tuple[str, ...]:
@@ -432,6 +456,17 @@ class _Loader:
         if not argv or not argv[0].strip():
             self.fail(node.line, where, "the command is empty")
         return tuple(argv)
+
+    def mounts(self, node: _Node, where: str) -> tuple[str, ...]:
+        """``[host:container[:ro|rw], ...]``, each checked at its own line."""
+        items = self.typed(node, where, list, "a list of 'host:container[:ro|rw]' strings")
+        out = []
+        for i, item in enumerate(items):
+            text = self.typed(item, f"{where}[{i}]", str, "a 'host:container[:ro|rw]' string")
+            value = self.substitute(text, item.line, f"{where}[{i}]")
+            out.append(self.model(normalize_mounts, {"mounts": (item.line, f"{where}[{i}]")},
+                                  values=[value])[0])  # fmt: skip
+        return self.model(normalize_mounts, {"mounts": (node.line, where)}, values=out)
 
     def env(self, node: _Node, where: str) -> dict[str, str]:
         out: dict[str, str] = {}

@@ -35,6 +35,8 @@ class TaskRecord:
     worker: str | None = None
     join: str | None = None  # a spawned task whose result becomes this task's result
     preemptions: int = 0  # attempts stopped by preemption (requeued; not retries)
+    image: str | None = None  # the container image the latest attempt ran in
+    image_digest: str | None = None  # ...and its digest (provenance)
 
     @property
     def id(self) -> str:
@@ -81,6 +83,8 @@ class TaskRecord:
             "worker": self.worker,
             "join": self.join,
             "preemptions": self.preemptions,
+            "image": self.image,
+            "image_digest": self.image_digest,
         }
 
 
@@ -96,6 +100,12 @@ class RunRecord:
     owner: str | None = None  # "host:pid:create_time" of the process driving the run
     cancel_requested: bool = False
     config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def project(self) -> str | None:
+        """The project a service run belongs to (``config["project"]``); None when embedded."""
+        value = self.config.get("project")
+        return value if isinstance(value, str) else None
 
     def set_state(self, new: RunState) -> None:
         self.state = check_run_transition(self.id, self.state, new)

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from hexflow.errors import SpecError
 from hexflow.model._pickling import fast_state
+from hexflow.model.container import check_container_task, check_image, normalize_mounts
 from hexflow.model.qos import QoS
 from hexflow.model.resources import Resources
 
@@ -63,6 +64,8 @@ class TaskSpec:
     cache_salt: str = ""  # identity of the code for cache keys (hash of the source)
     checkpoint: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
+    image: str | None = None  # run inside this container image (executors/containers)
+    mounts: tuple[str, ...] = ()  # bind mounts of a container task, "src:/dst:ro|rw"
 
     def __post_init__(self) -> None:
         if not self.id or not isinstance(self.id, str):
@@ -111,6 +114,15 @@ class TaskSpec:
                 task=self.name,
                 field="deps",
             )
+        if self.image is not None or self.mounts:
+            self._check_container()
+
+    def _check_container(self) -> None:
+        if self.image is not None:
+            check_image(self.image, self.name)
+        mounts = normalize_mounts(self.mounts, self.name)
+        object.__setattr__(self, "mounts", mounts)
+        check_container_task(self.name, self.image, mounts, self.resources.memory, self.env)
 
     @property
     def time_limit(self) -> tuple[float, str] | None:

@@ -1,7 +1,8 @@
 """The facility as the policy sees it: cluster -> sites -> pools -> nodes, and free capacity.
 
-Immutable description (``Cluster``) plus ``FreeNodes``, the per-pass mutable table of what
-each node has free once running work is counted. Invariant: free amounts never go below
+Immutable description (``Cluster``) plus ``FreeNodes``, the mutable table of what each node
+has free once running work is counted (kept across passes by ``capacity.Capacity``, copied
+for each pass). Invariant: free amounts never go below
 zero and a node held exclusively has no other holder. Pure: no I/O, no clock.
 """
 
@@ -116,6 +117,48 @@ class FreeNodes:
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def copy(self) -> FreeNodes:
+        """A table a pass may change; names, index, capacities and leave times are shared."""
+        twin = FreeNodes.__new__(FreeNodes)
+        twin.names, twin.index = self.names, self.index
+        twin.cap_cpus, twin.cap_gpus, twin.cap_memory = (
+            self.cap_cpus,
+            self.cap_gpus,
+            self.cap_memory,
+        )
+        twin.leaves_at = self.leaves_at
+        twin.free_cpus, twin.free_gpus = self.free_cpus[:], self.free_gpus[:]
+        twin.free_memory, twin.holders = self.free_memory[:], self.holders[:]
+        twin.exclusive, twin.usable = self.exclusive[:], self.usable[:]
+        return twin
+
+    def refold(self, i: int, node: Node, held: Iterable[Slot]) -> None:
+        """Recompute node ``i`` from its description and the slots held there, in order.
+
+        The same arithmetic, in the same order, as the constructor: a table kept up to date
+        this way equals one built afresh from the same running work.
+        """
+        self.cap_cpus[i], self.cap_gpus[i], self.cap_memory[i] = node.cpus, node.gpus, node.memory
+        self.leaves_at[i] = math.inf if node.leaves_at is None else node.leaves_at
+        self.usable[i] = node.state is NodeState.UP
+        free_cpus, free_gpus, free_memory = node.cpus, node.gpus, node.memory
+        holders, whole = 0, False
+        for slot in held:
+            holders += 1
+            if slot.exclusive:
+                free_cpus, free_gpus, free_memory = 0.0, 0, 0
+                whole = True
+            else:
+                free_cpus = max(free_cpus - slot.cpus, 0.0)
+                free_gpus = max(free_gpus - slot.gpus, 0)
+                free_memory = max(free_memory - slot.memory, 0)
+        self.free_cpus[i], self.free_gpus[i], self.free_memory[i] = (
+            free_cpus,
+            free_gpus,
+            free_memory,
+        )
+        self.holders[i], self.exclusive[i] = holders, whole
 
     def fits(self, i: int, cpus: float, gpus: int, memory: int, exclusive: bool) -> bool:
         if not self.usable[i] or self.exclusive[i]:

@@ -9,9 +9,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from hexflow.model import QoS, Resources
 from hexflow.scheduler.cluster import Slot
+
+# A request per node: (cpus, gpus, memory, nodes, exclusive). Tasks of one shape fail alike.
+Shape = tuple[float, int, int, int, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +32,7 @@ class PendingTask:
     best_effort: bool = False  # a deadline that cannot be met: run anyway, flagged at risk
     exclusive: bool = False
     gang: str | None = None
-    # (cpus, gpus, memory, nodes, exclusive): tasks of one shape fail alike within a pass
-    shape: tuple[float, int, int, int, bool] = field(init=False, repr=False, compare=False)
+    shape: Shape = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not (self.walltime > 0 and math.isfinite(self.walltime)):
@@ -55,16 +58,59 @@ class RunningTask:
         return self.preemptible and self.qos is QoS.PREEMPT
 
 
+Backfill = Literal["none", "easy", "conservative"]
+_BACKFILL: dict[object, bool | str] = {
+    False: False,
+    "none": False,
+    True: True,
+    "easy": True,
+    "conservative": "conservative",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyConfig:
-    """Which policies are on. ``preempt_grace``: seconds a victim gets to checkpoint."""
+    """Which policies are on. ``preempt_grace``: seconds a victim gets to checkpoint.
+
+    ``backfill``: ``"none"`` (or False: strict order, the pass stops at the first task that
+    does not fit), ``"easy"`` (or True: the first such task gets a reservation) or
+    ``"conservative"`` (each one does, up to ``reservation_depth`` per pass; None: all).
+    Stored as False, True or "conservative"; ``backfill_mode`` names it.
+    ``charge_in_pass``: charge each start's cpus x walltime to its project's usage within
+    the pass, so projects of one class interleave instead of the lowest taking all.
+    """
 
     fair_share: bool = True
     edf: bool = True
     admission: bool = True
-    backfill: bool = True
+    backfill: bool | str = True
     preemption: bool = True
     preempt_grace: float = 30.0
+    reservation_depth: int | None = None
+    charge_in_pass: bool = False
+
+    def __post_init__(self) -> None:
+        try:
+            backfill = _BACKFILL[self.backfill]
+        except (KeyError, TypeError):
+            raise ValueError(
+                f"backfill: expected 'none', 'easy' or 'conservative' (or False/True), got "
+                f"{self.backfill!r}"
+            ) from None
+        object.__setattr__(self, "backfill", backfill)
+        if self.reservation_depth is not None and self.reservation_depth < 1:
+            raise ValueError(
+                f"reservation_depth: expected None (no limit) or at least 1, got "
+                f"{self.reservation_depth}"
+            )
+        if not self.preempt_grace >= 0:
+            raise ValueError(f"preempt_grace: expected seconds >= 0, got {self.preempt_grace}")
+
+    @property
+    def backfill_mode(self) -> Backfill:
+        if self.backfill == "conservative":
+            return "conservative"
+        return "easy" if self.backfill else "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +152,7 @@ def decay_usage(usage: Mapping[str, float], elapsed: float, half_life: float) ->
 
 
 __all__ = [
+    "Backfill",
     "Decision",
     "PendingTask",
     "PolicyConfig",
@@ -113,6 +160,7 @@ __all__ = [
     "Reject",
     "Reserve",
     "RunningTask",
+    "Shape",
     "Start",
     "decay_usage",
 ]

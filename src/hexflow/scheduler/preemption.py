@@ -2,52 +2,104 @@
 
 Only running tasks of QoS ``preempt`` that are marked preemptible are ever chosen. Per node,
 the most recently started victims go first (they lose the least work); nodes are ranked
-once per pass by how many preemptible tasks they hold, then by how recent those are, then
-by cluster order. Nodes reserved for the EASY head are never used, so it is not delayed.
+by how many preemptible tasks they hold, then by how recent those are, then by cluster
+order (``Victims``, kept across passes). Reserved nodes are never used, so no reservation
+is delayed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import bisect
+from collections.abc import Mapping
 
-from hexflow.scheduler.cluster import FreeNodes
-from hexflow.scheduler.decisions import PendingTask, RunningTask
+from hexflow.scheduler.capacity import Capacity
+from hexflow.scheduler.cluster import FreeNodes, Slot
+from hexflow.scheduler.decisions import PendingTask, RunningTask, Shape
+
+# (started, task id, cpus, gpus, memory, whole node): one victim's hold on one node
+Victim = tuple[float, str, float, int, int, bool]
 
 
-class VictimIndex:
-    """Preemptible work per node for one pass; nodes ranked once, fewest victims first."""
+class Victims:
+    """Preemptible running work per node and the node ranking, kept across passes.
 
-    def __init__(self, table: FreeNodes, running: Sequence[RunningTask]) -> None:
-        self.table = table
-        on_node: dict[int, list[tuple[float, str, float, int, int, bool]]] = {}
-        for r in running:
+    Nodes are ranked by how many victims they hold, then how recently the latest started,
+    then cluster order; on each node the most recently started victims come first.
+    """
+
+    def __init__(self, capacity: Capacity) -> None:
+        self.capacity = capacity
+        table = capacity.table
+        on_node: dict[int, list[Victim]] = {}
+        for r in capacity.running.values():
             if not r.may_be_preempted:
                 continue
             for s in r.slots:
                 i = table.index.get(s.node)
-                if i is None:
-                    continue
-                if s.exclusive:
-                    amounts = (table.cap_cpus[i], table.cap_gpus[i], table.cap_memory[i])
-                else:
-                    amounts = (s.cpus, s.gpus, s.memory)
-                on_node.setdefault(i, []).append((r.started, r.task_id, *amounts, s.exclusive))
+                if i is not None:
+                    on_node.setdefault(i, []).append(_victim(table, i, r, s))
         for victims in on_node.values():
-            victims.sort(key=lambda v: (-v[0], v[1]))  # most recently started first
+            victims.sort(key=_recent_first)
         self.on_node = on_node
-        # Upper bounds of the room on each node once all its victims are gone (a node only
-        # loses room during a pass): most requests are ruled out without a closer look.
-        self.room_cpus = {
-            i: table.free_cpus[i] + sum(v[2] for v in victims) for i, victims in on_node.items()
-        }
-        self.emptiable = {i for i, victims in on_node.items() if len(victims) == table.holders[i]}
-        self.order = sorted(on_node, key=lambda i: (len(on_node[i]), -on_node[i][0][0], i))
+        # Upper bounds of the room on each node once all its victims are gone.
+        self.sums = {i: sum(v[2] for v in victims) for i, victims in on_node.items()}
+        self.keys = sorted(_rank(i, victims) for i, victims in on_node.items())
+        self.order = [key[2] for key in self.keys]
+
+    def update(self, i: int) -> None:
+        """Node ``i``'s preemptible work changed: recompute it and its rank."""
+        old = self.on_node.pop(i, None)
+        if old is not None:
+            k = bisect.bisect_left(self.keys, _rank(i, old))
+            del self.keys[k], self.order[k]
+            del self.sums[i]
+        table = self.capacity.table
+        victims = [
+            _victim(table, i, r, s) for r, s in self.capacity.held_on(i) if r.may_be_preempted
+        ]
+        if victims:
+            victims.sort(key=_recent_first)
+            self.on_node[i] = victims
+            self.sums[i] = sum(v[2] for v in victims)
+            key = _rank(i, victims)
+            k = bisect.bisect_left(self.keys, key)
+            self.keys.insert(k, key)
+            self.order.insert(k, i)
+
+
+def _victim(table: FreeNodes, i: int, r: RunningTask, s: Slot) -> Victim:
+    if s.exclusive:
+        return (
+            r.started,
+            r.task_id,
+            table.cap_cpus[i],
+            table.cap_gpus[i],
+            table.cap_memory[i],
+            True,
+        )
+    return (r.started, r.task_id, s.cpus, s.gpus, s.memory, False)
+
+
+def _recent_first(v: Victim) -> tuple[float, str]:
+    return (-v[0], v[1])
+
+
+def _rank(i: int, victims: list[Victim]) -> tuple[int, float, int]:
+    return (len(victims), -victims[0][0], i)
+
+
+class VictimIndex:
+    """One pass's view of the victims: which nodes each request already found useless."""
+
+    def __init__(self, table: FreeNodes, victims: Victims) -> None:
+        self.table = table
+        self.on_node = victims.on_node
+        self.sums = victims.sums
+        self.order = victims.order
         # (shape, walltime) -> (positions in ``order`` not yet found useless for such a
         # task, position where its last scan stopped). A node only loses room during a
         # pass, so one that failed a task fails it again: each node is tried once per key.
-        self.scans: dict[
-            tuple[tuple[float, int, int, int, bool], float], tuple[list[int], int]
-        ] = {}
+        self.scans: dict[tuple[Shape, float], tuple[list[int], int]] = {}
         self.settled = 0  # every node before this position in ``order`` is set aside
         self.preempted: set[str] = set()
 
@@ -69,12 +121,15 @@ class VictimIndex:
         chosen: list[str] = []
 
         cpus, exclusive = task.resources.cpus, task.exclusive
-        room_cpus, emptiable = self.room_cpus, self.emptiable
+        on_node, sums = self.on_node, self.sums
+        free_cpus, holders = self.table.free_cpus, self.table.holders
 
         def take(position: int) -> bool:
             """Try one node; True once the task has all its nodes."""
             i = order[position]
-            if (exclusive and i not in emptiable) or cpus > room_cpus[i]:
+            # Quick refusals, exact as bounds: room never exceeds free + all victims, and
+            # a node with other holders cannot be emptied.
+            if (exclusive and len(on_node[i]) != holders[i]) or cpus > free_cpus[i] + sums[i]:
                 return False
             victims = self._room(i, task.shape, end, reserved)
             if victims is None:
@@ -107,7 +162,7 @@ class VictimIndex:
     def _room(
         self,
         i: int,
-        shape: tuple[float, int, int, int, bool],
+        shape: Shape,
         end: float,
         reserved: Mapping[int, object],
     ) -> list[str] | None:
@@ -148,4 +203,4 @@ def _fits(
     return not exclusive_held and fc >= cpus and fg >= gpus and fm >= memory
 
 
-__all__ = ["VictimIndex"]
+__all__ = ["VictimIndex", "Victims"]

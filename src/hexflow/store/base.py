@@ -3,6 +3,8 @@
 Contract (tested against every backend by tests/store_contract.py):
 - ``save`` writes a batch of run and task changes atomically (one transaction): the
   engine's group commit. Nothing is acted on before ``save`` returns.
+- ``save(events=...)`` logs the events in that same transaction (numbered in commit
+  order): an event is logged if and only if the changes it reports are persisted.
 - Records read back are copies: mutating them does not change the store.
 - Run ids may be given by unique prefix.
 """
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from hexflow.model import RunRecord, TaskRecord
+from hexflow.model.events import Event, NewEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,7 @@ class Store(Protocol):
         new_tasks: Sequence[TaskRecord] = (),
         tasks: Sequence[TaskRecord] = (),
         handled_cancels: Sequence[int] = (),
+        events: Sequence[NewEvent] = (),
     ) -> None: ...
 
     def claim_run(self, run_id: str, expected_owner: str | None, owner: str) -> bool:
@@ -54,5 +58,9 @@ class Store(Protocol):
     def request_cancel(self, run_id: str, task_id: str | None = None) -> int: ...
 
     def pending_cancels(self, run_id: str) -> list[CancelRequest]: ...
+
+    def events_after(self, after: int, limit: int = 500) -> list[Event]:
+        """Logged events with ``seq > after``, oldest first."""
+        ...
 
     def close(self) -> None: ...

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from hexflow.errors import StoreError
 from hexflow.model import RunRecord, TaskRecord
+from hexflow.model.events import Event, NewEvent
 from hexflow.store.base import CancelRequest
 from hexflow.store.lookup import resolve_run_id, resolve_task
 
@@ -24,6 +25,8 @@ class MemoryStore:
         self._tasks: dict[str, dict[str, TaskRecord]] = {}
         self._cache: dict[str, tuple[str, str]] = {}
         self._cancels: list[tuple[CancelRequest, bool]] = []
+        self._events: list[Event] = []
+        self._event_keys: set[str] = set()
         self._lock = threading.Lock()
 
     def create_run(self, run: RunRecord, tasks: Sequence[TaskRecord]) -> None:
@@ -41,6 +44,7 @@ class MemoryStore:
         new_tasks: Sequence[TaskRecord] = (),
         tasks: Sequence[TaskRecord] = (),
         handled_cancels: Sequence[int] = (),
+        events: Sequence[NewEvent] = (),
     ) -> None:
         with self._lock:
             # Check everything before changing anything: a failed save leaves no trace.
@@ -55,6 +59,15 @@ class MemoryStore:
             for i, (req, handled) in enumerate(self._cancels):
                 if req.id in handled_cancels and not handled:
                     self._cancels[i] = (req, True)
+            for ev in events:
+                if ev.key is not None:
+                    if ev.key in self._event_keys:
+                        continue
+                    self._event_keys.add(ev.key)
+                seq = len(self._events) + 1
+                self._events.append(
+                    Event(seq, ev.kind, ev.project, ev.subject, ev.at, dict(ev.data), ev.key)
+                )
 
     def _check_new_tasks_locked(
         self, new_tasks: Sequence[TaskRecord], new_run: str | None = None
@@ -122,6 +135,10 @@ class MemoryStore:
     def pending_cancels(self, run_id: str) -> list[CancelRequest]:
         with self._lock:
             return [r for r, handled in self._cancels if r.run_id == run_id and not handled]
+
+    def events_after(self, after: int, limit: int = 500) -> list[Event]:
+        with self._lock:
+            return self._events[max(0, after) : max(0, after) + limit]
 
     def close(self) -> None:
         pass

@@ -32,6 +32,8 @@ MUTABLE_TASK_COLUMNS = (
     "worker",
     "join_id",
     "preemptions",
+    "image",
+    "image_digest",
 )
 
 
@@ -55,6 +57,8 @@ def mutable_params(t: TaskRecord) -> tuple[Any, ...]:
         t.worker,
         t.join,
         t.preemptions,
+        t.image,
+        t.image_digest,
         t.run_id,
         t.spec.id,
     )
@@ -89,6 +93,7 @@ RUN_COLUMNS = (
     "owner",
     "cancel_requested",
     "config",
+    "project",  # mirrors config["project"], for queries by project (service mode)
 )
 INSERT_RUN_SQL = (
     f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})"
@@ -125,6 +130,8 @@ def task_from_row(row: Any, spec: TaskSpec | None = None) -> TaskRecord:
         worker=row["worker"],
         join=row["join_id"],
         preemptions=row["preemptions"] or 0,
+        image=row["image"],
+        image_digest=row["image_digest"],
     )
 
 
@@ -140,6 +147,7 @@ def run_row(run: RunRecord) -> dict[str, Any]:
         "owner": run.owner,
         "cancel_requested": run.cancel_requested,
         "config": json.dumps(run.config),
+        "project": run.project,
     }
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0008"
 
 metadata = MetaData()
 
@@ -36,6 +36,8 @@ runs = Table(
     Column("owner", String(256)),
     Column("cancel_requested", Boolean, nullable=False, default=False),
     Column("config", Text, nullable=False, default="{}"),
+    Column("project", String(64)),  # service mode: the project the run belongs to (0005)
+    Index("ix_runs_project_created", "project", "created_at"),
 )
 
 tasks = Table(
@@ -64,6 +66,8 @@ tasks = Table(
     Column("worker", String(128)),
     Column("join_id", String(256)),
     Column("preemptions", Integer, nullable=False, default=0, server_default="0"),
+    Column("image", String(512)),  # the container image the attempt ran in (0007)
+    Column("image_digest", String(160)),
 )
 # Only tasks with a cache key are indexed (``cache_key = ?`` lookups use it). Each index on
 # an updated column costs every task update, so there is none on ``state`` (migration 0003).
@@ -84,3 +88,10 @@ cancel_requests = Table(
     Column("handled", Boolean, nullable=False, default=False),
     Index("ix_cancel_run", "run_id", "handled"),
 )
+
+# The data lifecycle tables (catalog, replicas, provenance, transfers; 0006) and the
+# service tables (users, projects, tokens, audit...; 0005) and the event bus, functions
+# and triggers (0008) share this metadata.
+from hexflow.store import data_schema as _data_schema  # noqa: E402,F401
+from hexflow.store import events_schema as _events_schema  # noqa: E402,F401
+from hexflow.store import service_schema as _service_schema  # noqa: E402,F401

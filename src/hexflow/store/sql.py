@@ -22,6 +22,8 @@ from sqlalchemy.pool import QueuePool
 
 from hexflow.errors import StoreError
 from hexflow.model import RunRecord, TaskRecord, TaskSpec, TaskState
+from hexflow.model.events import Event, NewEvent
+from hexflow.store import events_sql
 from hexflow.store.base import CancelRequest
 from hexflow.store.lookup import resolve_run_id, resolve_task
 from hexflow.store.rows import (
@@ -110,10 +112,15 @@ class SqlStore:
         new_tasks: Sequence[TaskRecord] = (),
         tasks: Sequence[TaskRecord] = (),
         handled_cancels: Sequence[int] = (),
+        events: Sequence[NewEvent] = (),
     ) -> None:
         if self._fast:
             self._write_sqlite(
-                runs=runs, new_tasks=new_tasks, tasks=tasks, handled_cancels=handled_cancels
+                runs=runs,
+                new_tasks=new_tasks,
+                tasks=tasks,
+                handled_cancels=handled_cancels,
+                events=events,
             )
             for rec in new_tasks:
                 self._remember_specs(rec.run_id, (rec,))
@@ -147,6 +154,8 @@ class SqlStore:
                     .where(cancel_requests.c.id.in_(list(handled_cancels)))
                     .values(handled=True)
                 )
+            if events:  # in the same transaction: logged if and only if the changes are
+                events_sql.append(conn, events)
         for rec in new_tasks:
             self._remember_specs(rec.run_id, (rec,))
 
@@ -158,6 +167,7 @@ class SqlStore:
         new_tasks: Sequence[TaskRecord] = (),
         tasks: Sequence[TaskRecord] = (),
         handled_cancels: Sequence[int] = (),
+        events: Sequence[NewEvent] = (),
     ) -> None:
         """``create_run`` or ``save`` on the held SQLite connection, in one transaction."""
         with self._raw_lock:
@@ -201,6 +211,8 @@ class SqlStore:
                         f"({', '.join('?' * len(ids))})",
                         ids,
                     )
+                if events:
+                    events_sql.append_sqlite(con, events)
                 con.commit()
             except BaseException as exc:
                 if con.in_transaction:
@@ -346,6 +358,10 @@ class SqlStore:
                 )
             )
             return [CancelRequest(id=r.id, run_id=r.run_id, task_id=r.task_id) for r in rows]
+
+    def events_after(self, after: int, limit: int = 500) -> list[Event]:
+        with self._engine.connect() as conn:
+            return events_sql.read(conn, after, limit=limit)
 
     def close(self) -> None:
         with self._raw_lock:

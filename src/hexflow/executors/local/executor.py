@@ -5,7 +5,8 @@ session of its own) — and reports TaskStarted/TaskEnded.
 It binds what the scheduler accounted: GPU ids (``CUDA_VISIBLE_DEVICES`` per task) and time
 limits (timeout and walltime: a shell command's process group gets SIGTERM, then SIGKILL
 after the grace time; a Python task's worker is killed and replaced). A ``@shell`` task
-whose command depends on upstream results builds it in the worker first.
+whose command depends on upstream results builds it in the worker first. A task with an
+``image`` runs inside that container image (``containers``, ``incontainer``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ from dataclasses import dataclass
 import psutil
 
 from hexflow.executors.base import Launch, Report, TaskEnded, TaskStarted
+from hexflow.executors.containers.planning import ContainerConfig
+from hexflow.executors.local.containers import (
+    PROVENANCE,
+    ContainerLauncher,
+    end_reason,
+    oom_message,
+    signal_code,
+)
 from hexflow.executors.local.pool import Answer, WorkerPool
 from hexflow.executors.local.process import reap_process_tag
 from hexflow.model import Resources, TaskKind
@@ -34,12 +43,14 @@ class _Active:
     launch: Launch
     gpu_ids: list[int]
     timer: asyncio.TimerHandle | None = None
-    phase: str = "python"  # python | shell
+    phase: str = "python"  # python | shell | container-python
     limit_reason: str | None = None
+    container: dict[str, object] | None = None  # a container task: what ran (provenance)
 
 
 class LocalExecutor:
     name = "local"
+    places_work = False  # the engine fits tasks into this machine's capacity
 
     def __init__(
         self,
@@ -50,6 +61,7 @@ class LocalExecutor:
         workers: int | None = None,
         scratch_dir: str = ".hexflow/scratch",
         kill_grace: float = 5.0,
+        containers: ContainerConfig | None = None,
     ) -> None:
         cpus = float(cpus if cpus is not None else (os.cpu_count() or 1))
         self.capacity = Resources(
@@ -69,6 +81,7 @@ class LocalExecutor:
             on_started=self._shell_started,
         )
         self._grace = kill_grace
+        self._containers = ContainerLauncher(containers or ContainerConfig(), scratch_dir)
 
     def start(self, loop: asyncio.AbstractEventLoop, report: Report) -> None:
         self._loop = loop
@@ -82,10 +95,20 @@ class LocalExecutor:
         kind = launch.spec.kind
         active = _Active(launch=launch, gpu_ids=gpu_ids)
         active.phase = "python" if kind is TaskKind.PYTHON else "shell"
-        self._active[launch.token] = active
         env = dict(launch.env)
         env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpu_ids))
         launch.env = env
+        container = None
+        if launch.spec.image is not None:
+            try:  # a mount outside the allowed roots is refused here (launch_failed)
+                container = self._containers.job(launch, gpu_ids)
+            except Exception:
+                self._free_gpus.extend(gpu_ids)
+                raise
+            active.container = {}
+            if kind is TaskKind.PYTHON:
+                active.phase = "container-python"
+        self._active[launch.token] = active
         limit = launch.spec.time_limit
         if limit is not None:
             active.timer = self._loop.call_later(limit[0], self._time_up, launch.token, limit[1])
@@ -101,9 +124,10 @@ class LocalExecutor:
                 launch.stderr,
                 launch.command or launch.spec.command,
                 launch.spec.shell,
+                *((container,) if container is not None else ()),
             )
         )
-        if kind is TaskKind.PYTHON:
+        if active.phase == "python":  # the others report it when their command starts
             self._report(TaskStarted(launch.token, worker, time.time()))
 
     def _shell_started(self, token: int, pid: int, tag: str) -> None:
@@ -114,13 +138,15 @@ class LocalExecutor:
             self._report(TaskStarted(token, tag, time.time()))
 
     def _answered(self, answer: Answer) -> None:
-        token, ok, blob, err_type, message, tb, _start, code, spawned, join = answer
+        token, ok, blob, err_type, message, tb, _start, code, spawned, join, *more = answer
         active = self._active.get(token)
         if active is None:
             return
         now = time.time()
-        if active.phase == "shell" and err_type is None:
-            self._command_ended(active, code)
+        if active.container is not None and more:
+            active.container = more[0]
+        if (active.phase == "shell" and err_type is None) or err_type == "container_exit":
+            self._command_ended(active, code, message)
         elif ok:
             self._end(
                 TaskEnded(token, ok=True, ended_at=now, result=blob, spawned=spawned, join=join)
@@ -151,17 +177,16 @@ class LocalExecutor:
                 )
             )
 
-    def _command_ended(self, active: _Active, code: int) -> None:
+    def _command_ended(self, active: _Active, code: int, message: str | None = None) -> None:
         token = active.launch.token
         if code == 0 and active.limit_reason is None:
             self._end(TaskEnded(token, ok=True, ended_at=time.time(), exit_code=0, result=_ZERO))
             return
         reason = active.limit_reason or "exit_code"
-        error = _limit_message(active, reason) or (
-            f"command exited with code {code}"
-            if code >= 0
-            else f"command was killed by signal {-code}"
-        )
+        if active.container is not None:
+            code = signal_code(code, active.limit_reason is not None)
+            reason = end_reason(active.limit_reason, bool(active.container.get("oom")))
+        error = _limit_message(active, reason) or _exit_message(active, reason, code, message)
         self._end(
             TaskEnded(
                 token,
@@ -219,10 +244,18 @@ class LocalExecutor:
         active.limit_reason = active.limit_reason or "preempted"
         if active.phase == "shell" and self._pool.signal_child(token, signal.SIGTERM):
             self._loop.call_later(grace, self._pool.signal_child, token, signal.SIGKILL)
-        elif active.phase == "python" and self._pool.signal_worker(token, signal.SIGUSR1):
+        elif self._notify(active):
             self._loop.call_later(grace, self._grace_over, active)
         else:
             self._pool.kill(token, "preempted")
+
+    def _notify(self, active: _Active) -> bool:
+        """The preemption notice (SIGUSR1) to a Python task: to its worker, or in a container
+        through the runtime and the container's init."""
+        token = active.launch.token
+        if active.phase == "python":
+            return self._pool.signal_worker(token, signal.SIGUSR1)
+        return active.phase == "container-python" and self._pool.signal_child(token, signal.SIGUSR1)
 
     def _grace_over(self, active: _Active) -> None:
         if self._active.get(active.launch.token) is active:  # still the same attempt
@@ -230,7 +263,8 @@ class LocalExecutor:
 
     def _kill(self, active: _Active, reason: str) -> None:
         token = active.launch.token
-        if active.phase == "shell" and self._pool.signal_child(token, signal.SIGTERM):
+        commands = ("shell", "container-python")  # a container's runtime relays the signal
+        if active.phase in commands and self._pool.signal_child(token, signal.SIGTERM):
             # SIGTERM first, so the command can save its state; SIGKILL after the grace time
             assert self._loop is not None
             self._loop.call_later(self._grace, self._pool.signal_child, token, signal.SIGKILL)
@@ -241,6 +275,8 @@ class LocalExecutor:
         assert self._report is not None
         active = self._active.pop(event.token, None)
         if active is not None:
+            if active.container:  # image name and digest, for provenance
+                event.extra.update((k, v) for k, v in active.container.items() if k in PROVENANCE)
             if active.timer is not None:
                 active.timer.cancel()
             self._free_gpus.extend(active.gpu_ids)
@@ -263,6 +299,16 @@ def _limit_message(active: _Active, reason: str) -> str | None:
     if reason == "preempted":
         return "preempted to make room for higher-priority work"
     return None
+
+
+def _exit_message(active: _Active, reason: str, code: int, message: str | None) -> str:
+    if reason == "oom":
+        return oom_message(active.launch.spec, code)
+    if message:
+        return message
+    if code >= 0:
+        return f"command exited with code {code}"
+    return f"command was killed by signal {-code}"
 
 
 def _tail(path: str, limit: int = 4000) -> str | None:

@@ -134,6 +134,23 @@ class WorkerPool:
             self._lose(worker, "worker_lost")
         return worker.name
 
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    @property
+    def queued(self) -> int:
+        return len(self._pending)
+
+    def retire_idle(self, keep: int) -> int:
+        """Stop idle workers beyond ``keep`` (at least ``size``): a pool that grew for a burst
+        shrinks back. Returns how many were stopped."""
+        stopped = 0
+        while self._idle and not self._pending and len(self._all) > max(keep, self.size):
+            self._lose(self._idle[0], "retired")  # idle: no job is lost
+            stopped += 1
+        return stopped
+
     def kill(self, token: int, reason: str) -> bool:
         """Kill the worker running ``token`` (process group), report the loss as ``reason``."""
         worker = self._by_token.get(token)

@@ -120,8 +120,15 @@ def run_job(
     job: tuple[Any, ...], output: _Output | None, answers: Pipe | None = None
 ) -> tuple[Any, ...]:
     """Run one job; the answer is (token, ok, blob, error type, message, traceback, start,
-    exit code). Shell jobs send ("S", token, pid, tag) on ``answers`` once started."""
-    token, kind, payload, inputs, env, cwd, out_path, err_path, command, use_shell = job
+    exit code). Shell jobs send ("S", token, pid, tag) on ``answers`` once started. A job
+    with an 11th item runs in a container image (``incontainer``)."""
+    token, kind, payload, inputs, env, cwd, out_path, err_path, command, use_shell, *more = job
+    if more and more[0] is not None:
+        from hexflow.executors.local.incontainer import run_container_job
+
+        return run_container_job(
+            job, output, answers, run_job=run_job, run_command=run_command, slot=_command
+        )
     if kind == SHELL:
         return run_command(token, tuple(command), use_shell, env, cwd, out_path, err_path, answers)
     import cloudpickle
@@ -315,6 +322,10 @@ def _on_term(signum: int, frame: Any) -> None:
     _command["orphaned"] = True
     if _command["child"] is not None:
         signal_group(_command["child"], signal.SIGKILL)
+        if _command.get("cleanup"):  # a container outlives its runtime's process: remove it
+            from hexflow.executors.local.incontainer import cleanup_now
+
+            cleanup_now(_command)
         os._exit(128 + signum)
     # Popen is under way: run_command kills the child as soon as its pid is known
 

@@ -1,0 +1,99 @@
+"""``hexflow server``: the service (REST API, OAuth2 token endpoint, run manager, metrics)
+on uvicorn. SQLite in --home by default; ``--db postgresql+psycopg://...`` for PostgreSQL."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from hexflow.errors import HexflowError, SpecError
+from hexflow.settings import Settings
+
+_err = Console(stderr=True, soft_wrap=True)
+
+
+def server(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="SQLAlchemy URL of the database (default: --db of hexflow)."),
+    ] = None,
+    max_runs: Annotated[
+        int, typer.Option("--max-runs", min=1, help="Runs driven at once; more wait queued.")
+    ] = 4,
+    token_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--token-url",
+            help="Public URL of /oauth2/token that client assertions name as audience "
+            "(repeat for aliases; default: the URL a request came to).",
+        ),
+    ] = None,
+    token_ttl: Annotated[
+        int, typer.Option(min=120, help="Seconds an OAuth access token lives.")
+    ] = 600,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    python_workflows: Annotated[
+        bool,
+        typer.Option(
+            "--python-workflows/--no-python-workflows",
+            help="Accept Python workflows from the SDK (their code runs as this server's user).",
+        ),
+    ] = True,
+    sfapi_machine: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sfapi-machine",
+            help="SFAPI machine name and the site it maps to, NAME=SITE (repeat; default "
+            "perlmutter=local).",
+        ),
+    ] = None,
+    outages: Annotated[
+        Path | None,
+        typer.Option(help="JSON file of announced site outages (docs/service.md)."),
+    ] = None,
+) -> None:
+    """Start the hexflow service: REST API under /api/v1, OAuth2 at /oauth2/token, API docs
+    at /docs, Prometheus metrics at /metrics. Runs left unfinished by a previous server are
+    resumed. Create users, projects and tokens with `hexflow admin`."""
+    import uvicorn
+
+    from hexflow.service import ServiceConfig
+    from hexflow.service.api import create_app
+    from hexflow.service.sites import load_outages
+
+    settings: Settings = ctx.obj
+    if db:
+        settings = dataclasses.replace(settings, db_url=db)
+    try:
+        config = ServiceConfig(
+            settings=settings,
+            access_token_ttl=token_ttl,
+            max_parallel_runs=max_runs,
+            token_urls=tuple(token_url or ()),
+            python_workflows=python_workflows,
+            sfapi_machines=_machines(sfapi_machine) or ServiceConfig.sfapi_machines,
+            outages=load_outages(outages.read_text(), str(outages)) if outages else (),
+        )
+        app = create_app(config)
+    except HexflowError as exc:
+        _err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        raise typer.Exit(2) from None
+    _err.print(f"hexflow server on http://{host}:{port} (API docs at /docs)", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def _machines(items: list[str] | None) -> tuple[tuple[str, str], ...]:
+    out = []
+    for item in items or ():
+        name, sep, site = item.partition("=")
+        if not sep or not name or not site:
+            raise SpecError(f"--sfapi-machine {item!r}: expected NAME=SITE, e.g. perlmutter=local")
+        out.append((name, site))
+    return tuple(out)

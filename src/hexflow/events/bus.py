@@ -1,0 +1,182 @@
+"""EventBus: delivers the durable event log to consumers, in order, at least once.
+
+Every event is in the log (committed, numbered) before the bus hands it to anyone. Each
+named consumer reads after its own committed offset, handles a batch, then commits the
+offset: a crash between the two hands the batch over again after restart, so handlers
+make their actions idempotent with deduplication keys (the trigger consumer keys each
+invocation ``trigger:<id>:<seq>``), and each action happens exactly once.
+
+Subscribers (``GET /api/v1/events``, server-sent event streams) read from any offset with
+``wait``/``stream`` and are woken as soon as this process logs an event (``wake``), or by
+a short poll for events other processes log (the engine's threads, other servers). With
+the Redis backend (``events.redis``), consumers of several servers share the work through
+a consumer group instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hexflow.events.faults import OFFSET_PENDING, Faults
+from hexflow.events.log import EventLog
+from hexflow.model.events import Event
+
+if TYPE_CHECKING:
+    from hexflow.events.redis import RedisStreams
+
+log = logging.getLogger("hexflow.events")
+
+Handler = Callable[[list[Event]], Awaitable[None]]
+
+
+@dataclass
+class Consumer:
+    name: str
+    handler: Handler
+    from_start: bool = False  # first start: replay the whole log (else start at its head)
+
+
+class EventBus:
+    def __init__(
+        self,
+        log_: EventLog,
+        *,
+        faults: Faults,
+        poll_interval: float = 0.05,
+        batch: int = 500,
+    ) -> None:
+        self.log = log_
+        self._faults = faults
+        self.poll_interval = poll_interval
+        self.batch = batch
+        self._consumers: list[Consumer] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._changed: asyncio.Event | None = None
+        self.delivered = 0
+        self._redis: RedisStreams | None = None
+
+    def use_redis(self, redis: RedisStreams) -> None:
+        """Deliver to consumers through Redis consumer groups (before ``start``)."""
+        self._redis = redis
+
+    def register(self, name: str, handler: Handler, *, from_start: bool = False) -> None:
+        """Add a consumer (before ``start``)."""
+        self._consumers.append(Consumer(name, handler, from_start))
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+        redis = self._redis
+        if redis is not None:
+            self._tasks.append(self._loop.create_task(redis.relay(self)))
+            self._tasks.append(self._loop.create_task(redis.follow(self)))
+        for consumer in self._consumers:
+            run = redis.consume(self, consumer) if redis else self._consume(consumer)
+            self._tasks.append(self._loop.create_task(run))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
+                pass
+        self._tasks = []
+        if self._redis is not None:
+            await self._redis.close()
+
+    def wake(self) -> None:
+        """New events are in the log (callable from any thread)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._notify()
+        else:
+            loop.call_soon_threadsafe(self._notify)
+
+    def _notify(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = asyncio.Event()  # the next waiters wait for the next change
+
+    async def _changed_or_timeout(self, timeout: float) -> None:
+        changed = self._changed
+        if changed is None:
+            await asyncio.sleep(timeout)
+            return
+        try:
+            await asyncio.wait_for(changed.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    # ------------------------------------------------------------------ consumers
+    async def _consume(self, consumer: Consumer) -> None:
+        offset = await asyncio.to_thread(self.log.offset, consumer.name)
+        if offset is None:
+            offset = 0 if consumer.from_start else await asyncio.to_thread(self.log.head)
+            await asyncio.to_thread(self.log.commit, consumer.name, offset)
+        while True:
+            try:
+                events = await asyncio.to_thread(self.log.read, offset, limit=self.batch)
+                if not events:
+                    await self._changed_or_timeout(self.poll_interval)
+                    continue
+                await consumer.handler(events)
+                self.delivered += len(events)
+                self._faults.reach(OFFSET_PENDING)
+                offset = events[-1].seq
+                await asyncio.to_thread(self.log.commit, consumer.name, offset)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keep consuming; the batch comes again
+                log.exception("event consumer %s failed; retrying", consumer.name)
+                await asyncio.sleep(1.0)
+
+    # ------------------------------------------------------------------ subscribers
+    async def wait(
+        self,
+        after: int,
+        *,
+        projects: Collection[str] | None,
+        timeout: float,
+        limit: int = 500,
+    ) -> tuple[list[Event], int]:
+        """(events after ``after`` of ``projects``, waiting up to ``timeout`` for the first;
+        the ``seq`` read up to). Pass the second back as ``after`` next time: events of
+        other projects are then not read again."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        wanted = None if projects is None else set(projects)
+        while True:
+            found = await asyncio.to_thread(self.log.read, after, limit=limit)
+            if found:
+                after = found[-1].seq
+            events = [e for e in found if wanted is None or e.project in wanted]
+            left = deadline - loop.time()
+            if events or left <= 0:
+                return events, after
+            if len(found) < limit:  # caught up with the log: wait for news
+                await self._changed_or_timeout(min(left, self.poll_interval))
+
+    async def stream(
+        self, after: int, *, projects: Collection[str] | None, heartbeat: float = 15.0
+    ) -> AsyncIterator[Event | None]:
+        """Every event after ``after``, forever; None every ``heartbeat`` seconds without
+        one (a server-sent event stream sends a comment then). The seam SSE routes read."""
+        while True:
+            events, after = await self.wait(after, projects=projects, timeout=heartbeat)
+            if not events:
+                yield None
+            for event in events:
+                yield event

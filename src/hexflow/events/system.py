@@ -1,0 +1,65 @@
+"""EventSystem: the event bus, the function gateway and the triggers of one server, built
+together, started on the server's event loop and stopped with it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from hexflow.events.bus import EventBus
+from hexflow.events.config import EventsConfig
+from hexflow.events.faults import Faults
+from hexflow.events.functions.gateway import FunctionGateway
+from hexflow.events.functions.limits import RateLimiter
+from hexflow.events.functions.registry import FunctionRegistry
+from hexflow.events.log import EventLog
+from hexflow.events.triggers.manager import TriggerManager
+from hexflow.store.service_db import ServiceDb
+
+
+class EventSystem:
+    def __init__(
+        self,
+        db: ServiceDb,
+        config: EventsConfig,
+        *,
+        home: Path,
+        clock: Callable[[], float] = time.time,
+        cwd: str | None = None,
+    ) -> None:
+        self.config = config
+        self.faults = Faults(config.fault, home)
+        self.log = EventLog(db, clock)
+        self.bus = EventBus(self.log, faults=self.faults, poll_interval=config.poll_interval)
+        self.registry = FunctionRegistry(db, clock, cwd=cwd)
+        self.gateway = FunctionGateway(
+            db,
+            self.registry,
+            home=home,
+            faults=self.faults,
+            clock=clock,
+            on_events=self.bus.wake,
+            idle_after=config.idle_after,
+        )
+        self.triggers = TriggerManager(db, self.bus, self.gateway, faults=self.faults, clock=clock)
+        self.limiter = RateLimiter(config.rate, config.burst)
+        self.redis = None
+        if config.redis_url:
+            from hexflow.events.redis import RedisStreams
+
+            self.redis = RedisStreams(config.redis_url, self.log, owner=self.gateway.owner)
+            self.bus.use_redis(self.redis)
+        self.started = False
+
+    async def start(self) -> None:
+        await self.gateway.start()
+        await self.triggers.start()
+        await self.bus.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        self.started = False
+        await self.bus.stop()
+        await self.triggers.stop()
+        await self.gateway.stop()

@@ -1,0 +1,390 @@
+"""TriggerManager: create, list and delete triggers, and fire them — always through the bus.
+
+A webhook request, a file arrival or a schedule tick is first logged as an event (keyed,
+so a retry or a second server logs it once); the ``triggers`` consumer of the bus then
+calls the function of every trigger the event matches. Each call is keyed
+``trigger:<id>:<seq>``: delivered twice (after a crash), an event still calls once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Collection
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from hexflow.errors import AuthError, Conflict, HexflowError, NotFound, SpecError
+from hexflow.events.bus import EventBus
+from hexflow.events.faults import EVENT_LOGGED, Faults
+from hexflow.events.functions.gateway import FunctionGateway
+from hexflow.events.triggers import schedules, webhooks
+from hexflow.events.triggers.files import FileWatcher
+from hexflow.model.events import FILE_ARRIVED, SCHEDULE_FIRED, WEBHOOK_RECEIVED, Event, NewEvent
+from hexflow.model.triggers import Trigger, TriggerKind, check_trigger_config
+from hexflow.store import events_sql, triggers_sql
+from hexflow.store.events_schema import triggers as triggers_table
+from hexflow.store.service_db import ServiceDb
+
+log = logging.getLogger("hexflow.triggers")
+CONSUMER = "triggers"
+RUN_ENDED = ["run.succeeded", "run.failed", "run.cancelled"]
+
+
+class TriggerManager:
+    def __init__(
+        self,
+        db: ServiceDb,
+        bus: EventBus,
+        gateway: FunctionGateway,
+        *,
+        faults: Faults,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = db
+        self.bus = bus
+        self.gateway = gateway
+        self._faults = faults
+        self._now = clock
+        self._triggers: dict[str, Trigger] = {}
+        self._version: tuple[int, float] = (-1, 0.0)
+        self._files = FileWatcher(self._file_arrived)
+        self._schedule_changed: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        bus.register(CONSUMER, self.handle)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._schedule_changed = asyncio.Event()
+        await asyncio.to_thread(self.reload)
+        self._tasks = [
+            self._loop.create_task(self._files.run()),
+            self._loop.create_task(self._scheduler()),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
+                pass
+        self._tasks = []
+
+    def reload(self) -> None:
+        """Read the triggers again (another server or process may have changed them)."""
+        with self._db.read() as conn:
+            found = triggers_sql.list_triggers(conn, None)
+            self._version = self._read_version(conn)
+        self._set_all({t.id: t for t in found})
+
+    def _set_all(self, found: dict[str, Trigger]) -> None:
+        self._triggers = found
+        self._files.update([t for t in found.values() if t.kind is TriggerKind.FILE])
+        if self._schedule_changed is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._schedule_changed.set)
+
+    @staticmethod
+    def _read_version(conn: Any) -> tuple[int, float]:
+        row = conn.execute(
+            select(func.count(triggers_table.c.id), func.max(triggers_table.c.created_at))
+        ).first()
+        return (int(row[0] or 0), float(row[1] or 0.0)) if row else (0, 0.0)
+
+    def _reload_if_changed(self) -> None:
+        with self._db.read() as conn:
+            version = self._read_version(conn)
+        if version != self._version:
+            self.reload()
+
+    # ------------------------------------------------------------------ CRUD
+    def create(
+        self,
+        project: str,
+        *,
+        name: str,
+        kind: str,
+        function: str,
+        config: dict[str, Any],
+        args: dict[str, Any],
+        user: str,
+        trigger_id: str | None = None,
+    ) -> Trigger:
+        """A new trigger (its webhook secret is in the returned record, never shown again)."""
+        try:
+            tkind = TriggerKind(kind)
+        except ValueError:
+            raise SpecError(
+                f"unknown trigger kind {kind!r}",
+                hint=f"one of: {', '.join(k.value for k in TriggerKind)}",
+                field="kind",
+            ) from None
+        if not isinstance(config, dict):
+            raise SpecError("config must be an object", field="config")
+        if not isinstance(args, dict):
+            raise SpecError("args must be an object", field="args")
+        config = check_trigger_config(tkind, config)
+        if tkind is TriggerKind.SCHEDULE and "cron" in config:
+            schedules.check_cron(config["cron"])
+        if tkind is TriggerKind.FILE:
+            config["path"] = str(Path(config["path"]).expanduser().resolve())
+        self.gateway.registry.get(project, function)  # NotFound if there is no such function
+        trigger = Trigger(
+            id=trigger_id or uuid.uuid4().hex[:16],
+            project=project,
+            name=name or kind,
+            kind=tkind,
+            function=function,
+            config=config,
+            args=args,
+            created_at=self._now(),
+            created_by=user,
+            secret=webhooks.new_secret() if tkind is TriggerKind.WEBHOOK else None,
+        )
+        with self._db.write(conflict=f"trigger {trigger.id} exists already") as conn:
+            triggers_sql.insert_trigger(conn, trigger)
+            self._version = self._read_version(conn)
+        self._set_all({**self._triggers, trigger.id: trigger})
+        return trigger
+
+    def list(self, projects: Collection[str], kind: TriggerKind | None = None) -> list[Trigger]:
+        with self._db.read() as conn:
+            return triggers_sql.list_triggers(conn, projects, kind)
+
+    def get(self, trigger_id: str, projects: Collection[str] | None) -> Trigger:
+        with self._db.read() as conn:
+            found = triggers_sql.get_trigger(conn, trigger_id, projects)
+        if found is None:
+            raise NotFound(
+                f"no trigger {trigger_id!r}",
+                hint="`hexflow triggers list` shows the triggers of your projects",
+                trigger=trigger_id,
+            )
+        return found
+
+    def delete(self, trigger_id: str, projects: Collection[str]) -> Trigger:
+        trigger = self.get(trigger_id, projects)
+        with self._db.write() as conn:
+            triggers_sql.delete_trigger(conn, trigger_id)
+            self._version = self._read_version(conn)
+        found = dict(self._triggers)
+        found.pop(trigger_id, None)
+        self._set_all(found)
+        return trigger
+
+    # ------------------------------------------------------------------ sources of events
+    async def webhook(self, trigger_id: str, headers: Any, body: bytes) -> Event:
+        """Check a webhook request and log its event; the bus fires the trigger."""
+        trigger = self._triggers.get(trigger_id)
+        if trigger is None:
+            await asyncio.to_thread(self.reload)
+            trigger = self._triggers.get(trigger_id)
+        if trigger is None or trigger.kind is not TriggerKind.WEBHOOK or not trigger.enabled:
+            raise NotFound(f"no webhook {trigger_id!r}", hint="check the hook URL")
+        assert trigger.secret is not None
+        now = self._now()
+        tolerance = float(trigger.config.get("tolerance", 300))
+        nonce = headers.get(webhooks.NONCE)
+        at = webhooks.check(
+            trigger.secret,
+            timestamp=headers.get(webhooks.TIMESTAMP),
+            nonce=nonce,
+            sig=headers.get(webhooks.SIGNATURE),
+            body=body,
+            now=now,
+            tolerance=tolerance,
+        )
+        event = NewEvent(
+            WEBHOOK_RECEIVED,
+            trigger.project,
+            trigger.id,
+            now,
+            {
+                "trigger": trigger.id,
+                "body": _body_value(body, headers.get("content-type")),
+                "sent_at": at,
+            },
+            key=f"hook:{trigger.id}:{nonce}",
+        )
+        logged = await asyncio.to_thread(self._log_hook, trigger.id, nonce, at + tolerance, event)
+        self.bus.wake()
+        self._faults.reach(EVENT_LOGGED)
+        return logged
+
+    def _log_hook(self, trigger_id: str, nonce: str, expires_at: float, event: NewEvent) -> Event:
+        try:
+            with self._db.write(conflict="replayed") as conn:
+                triggers_sql.purge_nonces(conn, event.at)
+                triggers_sql.insert_nonce(conn, trigger_id, nonce, expires_at=expires_at)
+                logged = events_sql.append(conn, [event])
+        except Conflict:
+            raise AuthError(
+                "this webhook request was seen before (replayed nonce)",
+                hint="send every request with a new nonce",
+                field=webhooks.NONCE,
+            ) from None
+        return logged[0]
+
+    async def _file_arrived(self, trigger: Trigger, path: Path, st: Any) -> None:
+        event = NewEvent(
+            FILE_ARRIVED,
+            trigger.project,
+            trigger.id,
+            self._now(),
+            {"trigger": trigger.id, "path": str(path), "name": path.name, "size": st.st_size},
+            key=f"file:{trigger.id}:{path}:{st.st_size}:{st.st_mtime_ns}",
+        )
+        await asyncio.to_thread(self.bus.log.append, [event])
+        self.bus.wake()
+
+    async def _scheduler(self) -> None:
+        """Log a ``schedule.fired`` event at every tick of every schedule trigger."""
+        assert self._schedule_changed is not None
+        nexts: dict[str, float] = {}
+        while True:
+            self._schedule_changed.clear()
+            now = self._now()
+            due: list[NewEvent] = []
+            current = {t.id: t for t in self._triggers.values() if t.kind is TriggerKind.SCHEDULE}
+            for t in current.values():
+                if not t.enabled:
+                    continue
+                if t.id not in nexts:  # first sight: catch up the newest missed tick once
+                    missed = schedules.last_tick(t.config, now, t.created_at)
+                    since = t.last_fired_at or t.created_at
+                    nexts[t.id] = (
+                        missed
+                        if missed is not None and missed > since
+                        else (schedules.next_tick(t.config, now, t.created_at))
+                    )
+                if nexts[t.id] <= now:
+                    tick = nexts[t.id]
+                    due.append(
+                        NewEvent(
+                            SCHEDULE_FIRED,
+                            t.project,
+                            t.id,
+                            now,
+                            {"trigger": t.id, "tick": tick},
+                            key=f"schedule:{t.id}:{tick:.3f}",
+                        )
+                    )
+                    nexts[t.id] = schedules.next_tick(t.config, max(now, tick), t.created_at)
+            for gone in set(nexts) - set(current):
+                del nexts[gone]
+            if due:
+                await asyncio.to_thread(self.bus.log.append, due)
+                self.bus.wake()
+            wait = min((n - self._now() for n in nexts.values()), default=3600.0)
+            try:
+                await asyncio.wait_for(self._schedule_changed.wait(), max(0.0, min(wait, 3600.0)))
+            except TimeoutError:
+                pass
+
+    # ------------------------------------------------------------------ firing
+    async def handle(self, events: list[Event]) -> None:
+        """The bus consumer: call the function of every trigger each event matches."""
+        await asyncio.to_thread(self._reload_if_changed)
+        firings = [(t, ev) for ev in events for t in list(self._triggers.values()) if t.matches(ev)]
+        if not firings:
+            return
+        results = await asyncio.gather(*(self._fire(t, ev) for t, ev in firings))
+        done = [(t, ev, err) for (t, ev), err in zip(firings, results, strict=True) if err != "dup"]
+        if done:
+            await asyncio.to_thread(self._record_firings, done)
+
+    async def _fire(self, trigger: Trigger, event: Event) -> str | None:
+        """None: called; "dup": called before (a redelivery); else the error."""
+        try:
+            fn = self.gateway.registry.get(trigger.project, trigger.function)
+            args = dict(trigger.args)
+            takes = fn.schema.get("properties", {})
+            if "event" in takes:
+                args["event"] = event.as_dict()
+            elif isinstance(event.data.get("body"), dict):  # a webhook's JSON object
+                args.update({k: v for k, v in event.data["body"].items() if k in takes})
+            self.gateway.registry.check_args(fn, args)
+            wanted = uuid.uuid4().hex[:16]
+            inv = await self.gateway.invoke(
+                fn,
+                args,
+                caller=f"trigger:{trigger.id}",
+                source=f"event:{event.seq}",
+                key=f"trigger:{trigger.id}:{event.seq}",
+                invocation_id=wanted,
+            )
+            return None if inv.id == wanted else "dup"
+        except HexflowError as exc:
+            log.warning("trigger %s could not fire on event %d: %s", trigger.id, event.seq, exc)
+            return exc.message
+
+    def _record_firings(self, done: list[tuple[Trigger, Event, str | None]]) -> None:
+        once: set[str] = set()
+        with self._db.write() as conn:
+            for trigger, event, error in done:
+                disable = bool(trigger.config.get("once")) and error is None
+                triggers_sql.record_firing(
+                    conn, trigger.id, at=event.at, error=error, disable=disable
+                )
+                if disable:
+                    once.add(trigger.id)
+                current = self._triggers.get(trigger.id)
+                if current is not None:
+                    current.fired += 1
+                    current.last_fired_at = event.at
+                    current.last_error = error
+        if once:
+            found = {
+                k: (replace(t, enabled=False) if k in once else t)
+                for k, t in self._triggers.items()
+            }
+            self._set_all(found)
+
+    def on_completion(
+        self,
+        project: str,
+        *,
+        trigger_id: str,
+        run_id: str,
+        function: str,
+        args: dict[str, Any],
+        user: str,
+    ) -> Trigger:
+        """A one-shot trigger: when run ``run_id`` ends, call ``function`` (idempotent by id)."""
+        try:
+            return self.create(
+                project,
+                name=f"on-completion-{run_id}",
+                kind=TriggerKind.EVENT.value,
+                function=function,
+                config={"kinds": RUN_ENDED, "where": {"subject": run_id}, "once": True},
+                args=args,
+                user=user,
+                trigger_id=trigger_id,
+            )
+        except Conflict:
+            return self.get(trigger_id, [project])
+
+
+def _body_value(body: bytes, content_type: str | None) -> Any:
+    import json
+
+    if content_type and "json" in content_type:
+        try:
+            return json.loads(body or b"null")
+        except ValueError:
+            pass
+    try:
+        return body.decode()
+    except UnicodeDecodeError:
+        import base64
+
+        return {"base64": base64.b64encode(body).decode()}

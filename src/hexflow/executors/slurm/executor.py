@@ -1,0 +1,453 @@
+"""SlurmExecutor: each task is a Slurm job (or an element of a job array) that runs the
+task through ``runner``; the batch system decides where and when (``places_work``).
+
+Submissions made in one engine turn are batched: launches with the same sbatch request
+become one job array. One ``squeue`` call per poll interval covers every job (never one
+call per job); jobs that have left the controller's memory are looked up with one ``sacct``
+call. A job's end becomes a ``TaskEnded`` from its final state and the runner's answer
+(``outcome.ending``). The worker tag ``slurm:<job id>`` is reported (persisted) as soon as
+sbatch returns, so a resumed run cancels a job its dead engine left in the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pickle
+import sys
+import time
+import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass, replace
+from typing import Any
+
+from hexflow.errors import ExecutorError
+from hexflow.executors.base import Launch, Report, TaskEnded, TaskStarted
+from hexflow.executors.slurm import outcome
+from hexflow.executors.slurm.commands import SlurmCommandError, SlurmCommands
+from hexflow.executors.slurm.config import SlurmConfig
+from hexflow.executors.slurm.parse import allocations
+from hexflow.executors.slurm.runner import BOOT, read_answer
+from hexflow.executors.slurm.script import (
+    JobRequest,
+    directives,
+    job_name,
+    render,
+    request_for,
+)
+from hexflow.model import Resources, TaskKind
+
+log = logging.getLogger("hexflow.executors.slurm")
+
+# What the engine may hand out at once: the batch system, not hexflow, decides what runs.
+UNBOUNDED = Resources(cpus=1e9, memory=2**62, gpus=1 << 30)
+_TAIL = 4000
+
+
+@dataclass(eq=False)
+class _Job:
+    launch: Launch
+    stem: str  # path prefix of this attempt's files (job, answer)
+    request: JobRequest
+    spool: str = ""  # Slurm's output file for this job (its messages, the runner's failures)
+    job_id: str | None = None  # 123, or 123_4 for an array element
+    raw_id: str | None = None
+    state: str = "SUBMITTING"
+    requested: str | None = None  # cancelled | preempted, when the engine asked
+    submitted: float = 0.0  # monotonic time sbatch returned
+    unknown_polls: int = 0
+    unanswered_polls: int = 0
+
+
+class SlurmExecutor:
+    name = "slurm"
+    places_work = True
+
+    def __init__(
+        self, config: SlurmConfig | None = None, *, commands: SlurmCommands | None = None
+    ) -> None:
+        self.config = config or SlurmConfig()
+        self.capacity = UNBOUNDED
+        self._commands = commands or SlurmCommands(timeout=self.config.command_timeout)
+        self._jobs: dict[int, _Job] = {}
+        self._batch: list[_Job] = []
+        self._flush_scheduled = False
+        self._report: Report | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._submitting: asyncio.Semaphore | None = None
+
+    # ------------------------------------------------------------------ protocol
+    def start(self, loop: asyncio.AbstractEventLoop, report: Report) -> None:
+        self._loop = loop
+        self._report = report
+        self._submitting = asyncio.Semaphore(4)  # sbatch calls at once
+        self._spawn(self._poll_forever())
+
+    def submit(self, launch: Launch) -> None:
+        assert self._loop is not None
+        spec = launch.spec
+        run_dir = os.path.join(os.path.abspath(self.config.job_dir), job_name(launch.run_id))
+        os.makedirs(run_dir, mode=0o700, exist_ok=True)
+        stem = os.path.join(
+            run_dir, f"{job_name(spec.id, 100)}.{launch.attempt}.{uuid.uuid4().hex[:8]}"
+        )
+        job = _Job(launch=launch, stem=stem, request=self._request(launch))
+        work = (
+            launch.token,
+            spec.kind.value,
+            spec.payload,
+            dict(launch.inputs),
+            dict(launch.env),
+            launch.cwd,
+            launch.stdout,
+            launch.stderr,
+            launch.command or spec.command,
+            spec.shell,
+        )
+        payload = {
+            "job": work,
+            "limit": spec.time_limit,
+            "grace": self.config.kill_grace,
+            "answer": f"{stem}.answer",
+        }
+        with open(f"{stem}.job", "wb") as f:
+            pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)
+        self._jobs[launch.token] = job
+        self._batch.append(job)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def cancel(self, token: int, reason: str = "cancelled") -> None:
+        self._stop(token, reason)
+
+    def preempt(self, token: int, grace: float) -> None:
+        """SIGTERM to the job (the runner passes it to a command, or sets a Python task's
+        preemption notice), then ``scancel`` after ``grace``; reason ``preempted``."""
+        job = self._jobs.get(token)
+        if job is None:
+            return
+        if job.job_id is None:
+            self._stop(token, "preempted")
+            return
+        assert self._loop is not None
+        job.requested = job.requested or "preempted"
+        self._spawn(self._scancel([job.job_id], signal="TERM"))
+        self._loop.call_later(grace, self._grace_over, job)
+
+    def reap(self, worker: str) -> bool:
+        """Cancel the job a previous engine left under the tag ``slurm:<job id>``."""
+        kind, _, job_id = worker.partition(":")
+        if kind != "slurm" or not job_id:
+            return False
+        try:
+            self._commands.scancel([job_id])
+        except SlurmCommandError as exc:
+            log.warning("could not cancel Slurm job %s left by a previous engine: %s", job_id, exc)
+            return False
+        return True
+
+    def shutdown(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        self._tasks.clear()
+        left = [j.job_id for j in self._jobs.values() if j.job_id is not None]
+        if left:  # nothing of the run outlives its engine, as on the local executor
+            try:
+                self._commands.scancel(left)
+            except SlurmCommandError as exc:
+                log.warning("could not cancel Slurm jobs %s: %s", " ".join(left), exc)
+        self._jobs.clear()
+        self._batch.clear()
+        self._flush_scheduled = False
+
+    # ------------------------------------------------------------------ submitting
+    def _request(self, launch: Launch) -> JobRequest:
+        spec = launch.spec
+        if spec.kind not in (TaskKind.PYTHON, TaskKind.SHELL, TaskKind.SHELL_BUILDER):
+            raise ExecutorError(f"the slurm executor cannot run {spec.kind.value} tasks")
+        if getattr(spec, "image", None):
+            raise ExecutorError(
+                f"task {spec.name!r} names a container image: the slurm executor does not "
+                "run container tasks yet",
+                hint="run it on the local executor (HEXFLOW_EXECUTOR=local)",
+                task=spec.id,
+            )
+        cfg = self.config
+        limit = spec.time_limit
+        partition = cfg.gpu_partition if spec.resources.gpus and cfg.gpu_partition else None
+        request = request_for(
+            spec.resources,
+            name=f"hx-{spec.name}",
+            time_limit=limit[0] if limit is not None else None,
+            partition=partition or cfg.partition,
+            qos=cfg.qos.get(spec.qos.value),
+            account=cfg.account,
+            tags=spec.tags,
+        )
+        worker_path = os.pathsep.join(p for p in sys.path if p)
+        request = replace(
+            request,
+            chdir=os.path.abspath(self.config.job_dir),
+            requeue=cfg.requeue,
+            env={"HEXFLOW_WORKER_PATH": worker_path},
+        )
+        directives(request)  # refuses unsafe values now: the task fails, not the batch
+        return request
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        batch, self._batch = self._batch, []
+        groups: dict[tuple[object, ...], list[_Job]] = {}
+        for job in batch:
+            if job.requested is None:  # not cancelled before it was submitted
+                groups.setdefault(job.request.shape(), []).append(job)
+        size = max(1, self.config.max_array)
+        for jobs in groups.values():
+            for i in range(0, len(jobs), size):
+                self._spawn(self._submit(jobs[i : i + size]))
+
+    async def _submit(self, jobs: list[_Job]) -> None:
+        try:
+            path = self._write_script(jobs)
+        except (ExecutorError, OSError) as exc:
+            self._submit_failed(jobs, exc)
+            return
+        assert self._submitting is not None
+        async with self._submitting:
+            try:
+                job_id = await asyncio.to_thread(self._commands.sbatch, path)
+            except (SlurmCommandError, ExecutorError) as exc:
+                self._submit_failed(jobs, exc)
+                return
+        now = time.time()
+        submitted = time.monotonic()
+        cancelled = []
+        for i, job in enumerate(jobs):
+            if self._jobs.get(job.launch.token) is not job:
+                continue  # shut down meanwhile
+            job.job_id = job_id if len(jobs) == 1 else f"{job_id}_{i}"
+            job.state = "PENDING"
+            job.submitted = submitted
+            assert self._report is not None
+            self._report(TaskStarted(job.launch.token, f"slurm:{job.job_id}", now, persist=True))
+            if job.requested is not None:  # cancelled while sbatch ran
+                cancelled.append(job.job_id)
+        if cancelled:
+            await self._scancel(cancelled)
+
+    def _write_script(self, jobs: list[_Job]) -> str:
+        """The batch script of ``jobs`` (one job, or an array of them); its path."""
+        first = jobs[0]
+        command = [self.config.python, "-c", BOOT]
+        stem = first.stem if len(jobs) == 1 else f"{first.stem}.array"
+        if len(jobs) == 1:
+            first.spool = f"{stem}.slurm"
+            request = replace(first.request, output=first.spool)
+            script = render(request, [*command, f"{first.stem}.job"])
+        else:
+            request = replace(
+                first.request,
+                name=f"hx-{first.launch.run_id}",
+                array_size=len(jobs),
+                output=f"{stem}.%a.slurm",
+            )
+            for i, job in enumerate(jobs):
+                job.spool = f"{stem}.{i}.slurm"
+            script = render(request, command, [f"{job.stem}.job" for job in jobs])
+        path = f"{stem}.sh"
+        with open(path, "w") as f:
+            f.write(script)
+        return path
+
+    def _submit_failed(self, jobs: list[_Job], exc: Exception) -> None:
+        transient = isinstance(exc, SlurmCommandError) and exc.transient
+        for job in jobs:
+            self._cleanup(job, keep_script=False)
+            self._end(
+                TaskEnded(
+                    job.launch.token,
+                    ok=False,
+                    ended_at=time.time(),
+                    reason="slurm_unavailable" if transient else "launch_failed",
+                    error=f"Slurm did not accept the job: {exc}",
+                    retryable=transient,
+                )
+            )
+
+    # ------------------------------------------------------------------ stopping
+    def _stop(self, token: int, reason: str) -> None:
+        job = self._jobs.get(token)
+        if job is None:
+            return
+        job.requested = job.requested or reason
+        if job.job_id is not None:
+            self._spawn(self._scancel([job.job_id]))
+        elif job in self._batch:  # not handed to sbatch yet: it ends here
+            self._batch.remove(job)
+            self._cleanup(job, keep_script=False)
+            message = "cancelled by request" if reason == "cancelled" else "preempted"
+            self._end(
+                TaskEnded(token, ok=False, ended_at=time.time(), reason=reason, error=message)
+            )
+        # else: sbatch is running; _submit cancels the job when it returns
+
+    def _grace_over(self, job: _Job) -> None:
+        if self._jobs.get(job.launch.token) is job and job.job_id is not None:
+            self._spawn(self._scancel([job.job_id]))
+
+    async def _scancel(self, job_ids: list[str], signal: str | None = None) -> None:
+        try:
+            await asyncio.to_thread(self._commands.scancel, job_ids, signal)
+        except SlurmCommandError as exc:
+            log.warning("scancel %s failed: %s", " ".join(job_ids), exc)
+
+    # ------------------------------------------------------------------ polling
+    async def _poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.poll_interval)
+            try:
+                await self.poll()
+            except Exception:  # noqa: BLE001 - a bad poll must not stop the next ones
+                log.exception("polling Slurm failed")
+
+    async def poll(self) -> None:
+        """One round: one squeue for every job, one sacct for those squeue no longer knows."""
+        started = time.monotonic()
+        jobs = [j for j in self._jobs.values() if j.job_id is not None]
+        if not jobs:
+            return
+        bases = sorted({j.job_id.split("_")[0] for j in jobs if j.job_id})
+        try:
+            entries = await asyncio.to_thread(self._commands.squeue, bases)
+        except SlurmCommandError as exc:
+            log.warning("squeue failed (trying again in %gs): %s", self.config.poll_interval, exc)
+            return
+        seen = {e.job_id: e for e in entries}
+        unknown: list[_Job] = []
+        for job in jobs:
+            if self._jobs.get(job.launch.token) is not job or job.submitted > started:
+                continue
+            entry = seen.get(job.job_id or "")
+            if entry is None:
+                unknown.append(job)
+                continue
+            job.unknown_polls = 0
+            job.state = entry.state
+            if entry.raw_id and entry.raw_id.isdigit():
+                job.raw_id = entry.raw_id
+            if entry.state in outcome.ENDED:
+                self._finish(job, entry.state)
+            elif entry.state == "PENDING" and entry.reason in outcome.UNRUNNABLE:
+                self._unrunnable(job, entry.reason)
+        if unknown:
+            await self._look_up(unknown)
+
+    async def _look_up(self, jobs: list[_Job]) -> None:
+        """Jobs squeue no longer lists: their end from sacct, or their answer alone."""
+        ids = sorted(
+            {j.job_id.split("_")[0] for j in jobs if j.job_id}
+            | {j.raw_id for j in jobs if j.raw_id}
+        )
+        try:
+            records = allocations(await asyncio.to_thread(self._commands.sacct, ids))
+        except SlurmCommandError as exc:
+            log.warning("sacct failed: %s", exc)
+            records = {}
+        for job in jobs:
+            if self._jobs.get(job.launch.token) is not job:
+                continue
+            rec = records.get(job.job_id or "") or records.get(job.raw_id or "")
+            if rec is not None and rec.state in outcome.ENDED:
+                self._finish(job, rec.state, rec.exit_code, rec.signal)
+                continue
+            job.unknown_polls += 1
+            if os.path.exists(f"{job.stem}.answer") or job.unknown_polls >= self.config.lost_after:
+                self._finish(job, "UNKNOWN", force=True)
+
+    def _finish(
+        self,
+        job: _Job,
+        state: str,
+        exit_code: int | None = None,
+        signal: int | None = None,
+        force: bool = False,
+    ) -> None:
+        stored = read_answer(f"{job.stem}.answer")
+        if stored is None and state in ("COMPLETED", "FAILED") and not force:
+            # the runner answers before it exits; on a shared file system the file may take
+            # a moment to show here
+            job.unanswered_polls += 1
+            if job.unanswered_polls < self.config.lost_after:
+                return
+        answer, runner_limit = stored if stored is not None else (None, None)
+        self._collect_spool(job)
+        event = outcome.ending(
+            job.launch.token,
+            state,
+            answer,
+            now=time.time(),
+            limit=job.launch.spec.time_limit,
+            runner_limit=runner_limit,
+            requested=job.requested,
+            exit_code=exit_code,
+            signal=signal,
+            stderr_tail=_tail(job.launch.stderr),
+        )
+        event.extra.setdefault("slurm_job", job.job_id)
+        self._cleanup(job, keep_script=answer is None)
+        self._end(event)
+
+    def _unrunnable(self, job: _Job, reason: str) -> None:
+        assert job.job_id is not None
+        self._spawn(self._scancel([job.job_id]))
+        self._cleanup(job, keep_script=True)
+        self._end(outcome.unrunnable(job.launch.token, job.job_id, reason, time.time()))
+
+    def _collect_spool(self, job: _Job) -> None:
+        """Slurm's own messages for the job (``*** JOB 12 CANCELLED ...``, a runner that
+        could not start) go to the end of the task's stderr log."""
+        try:
+            with open(job.spool, "rb") as f:
+                data = f.read()
+            os.unlink(job.spool)
+            if data:
+                with open(job.launch.stderr, "ab") as err:
+                    err.write(data)
+        except OSError:
+            pass
+
+    def _cleanup(self, job: _Job, keep_script: bool) -> None:
+        suffixes = [".job", ".answer"] + ([] if keep_script else [".sh"])
+        for suffix in suffixes:
+            try:
+                os.unlink(job.stem + suffix)
+            except OSError:
+                pass
+
+    def _end(self, event: TaskEnded) -> None:
+        assert self._report is not None
+        if self._jobs.pop(event.token, None) is not None:
+            self._report(event)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _tail(path: str, limit: int = _TAIL) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            return f.read().decode(errors="replace") or None
+    except OSError:
+        return None
+
+
+__all__ = ["UNBOUNDED", "SlurmExecutor"]

@@ -1,0 +1,182 @@
+"""Datasets, their immutable versions, replicas and provenance, as pure records.
+
+A version is its manifest: the sorted list of (path, size, hash) of its files. The
+canonical bytes of a manifest (``manifest_bytes``) are what its digest is taken over, so
+identical content is one version. Paths are relative POSIX paths without ``..``. Metadata is
+a free JSON object; the DataCite / schema.org core keys in ``CORE_FIELDS`` are type-checked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hexflow.errors import SpecError
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+# DataCite / schema.org core: key -> expected JSON type (``list`` means a list of strings).
+CORE_FIELDS: dict[str, type] = {
+    "title": str,
+    "creators": list,
+    "description": str,
+    "keywords": list,
+    "license": str,
+    "publisher": str,
+    "dateCreated": str,
+    "datePublished": str,
+    "dateModified": str,
+}
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class FileEntry:
+    path: str
+    size: int
+    hash: str  # "blake3:<hex>" or "sha256:<hex>"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size, "hash": self.hash}
+
+
+def check_name(name: str, what: str = "dataset name") -> str:
+    if not NAME_RE.match(name or ""):
+        raise SpecError(
+            f"{what} {name!r} is not valid",
+            hint="use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            field=what,
+        )
+    return name
+
+
+def check_relpath(path: str) -> str:
+    """A relative POSIX path inside a dataset or tier: no leading '/', no '..', no '\\0'."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if not parts or path.startswith("/") or ".." in parts or "\0" in path:
+        raise SpecError(
+            f"path {path!r} is not a relative path inside the dataset",
+            hint="give a path like 'dir/file.h5', without '..' or a leading '/'",
+            field="path",
+        )
+    return "/".join(parts)
+
+
+def sorted_entries(entries: Iterable[FileEntry]) -> tuple[FileEntry, ...]:
+    ordered = tuple(sorted(entries, key=lambda e: e.path))
+    for a, b in zip(ordered, ordered[1:], strict=False):
+        if a.path == b.path:
+            raise SpecError(f"path {a.path!r} appears twice in the manifest", field="path")
+    return ordered
+
+
+def manifest_bytes(entries: Iterable[FileEntry]) -> bytes:
+    """Canonical encoding: one JSON array per file, sorted by path, newline-separated."""
+    lines = [
+        json.dumps([e.path, e.size, e.hash], ensure_ascii=False, separators=(",", ":"))
+        for e in sorted_entries(entries)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def check_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON object whose core keys have the right types; returned as a plain dict."""
+    if not isinstance(metadata, Mapping):
+        raise SpecError("metadata must be a JSON object", field="metadata")
+    out = dict(metadata)
+    for key, kind in CORE_FIELDS.items():
+        if key not in out or out[key] is None:
+            continue
+        value = out[key]
+        if kind is list:
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise SpecError(f"metadata {key!r} must be a list of strings", field=key)
+        elif not isinstance(value, kind):
+            raise SpecError(f"metadata {key!r} must be a {kind.__name__}", field=key)
+        out[key] = value
+    try:
+        json.dumps(out)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"metadata is not JSON: {exc}", field="metadata") from None
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    project: str
+    name: str
+    number: int  # 1, 2, 3... per dataset, in the order versions were registered
+    digest: str  # "algo:hex" over ``manifest_bytes``: the content address
+    pid: str  # persistent identifier
+    created_at: float
+    size: int
+    files: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.number}"
+
+    @property
+    def title(self) -> str:
+        return str(self.metadata.get("title") or self.name)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "name": self.name,
+            "version": self.number,
+            "ref": self.ref,
+            "digest": self.digest,
+            "pid": self.pid,
+            "created_at": self.created_at,
+            "size": self.size,
+            "files": self.files,
+            "metadata": self.metadata,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """One place a version's files live: ``location`` is the directory inside the tier."""
+
+    ref: str
+    site: str
+    tier: str
+    location: str
+    created_at: float
+    last_read_at: float | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "site": self.site,
+            "tier": self.tier,
+            "location": self.location,
+            "created_at": self.created_at,
+            "last_read_at": self.last_read_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LineageEdge:
+    """Task ``run_id/task_id`` produced ``output`` from ``input`` (refs NAME@N, or None)."""
+
+    run_id: str
+    task_id: str
+    input: str | None
+    output: str | None
+    depth: int
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "task_id": self.task_id,
+            "input": self.input,
+            "output": self.output,
+            "depth": self.depth,
+        }

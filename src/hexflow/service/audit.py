@@ -1,0 +1,108 @@
+"""The audit trail of service mode: every mutating request, allowed or not, is recorded
+(who, project, action, target, time, outcome, status, source address), and read back by
+project administrators and site administrators (the ``admin`` scope)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from hexflow.errors import Forbidden, HexflowError
+from hexflow.model.access import AuditEntry, Scope
+from hexflow.service.auth import Principal
+from hexflow.service.errors import outcome_of, status_of
+from hexflow.service.pages import decode_cursor, encode_cursor
+from hexflow.store.service_db import ServiceDb
+
+
+@dataclass
+class AuditNote:
+    """What the audited block learns while it runs (the project, the object, a remark)."""
+
+    project: str | None = None
+    target: str = ""
+    detail: str | None = None
+    status: int | None = None
+
+
+class Audit:
+    def __init__(self, db: ServiceDb, clock: Callable[[], float] = time.time) -> None:
+        self._db = db
+        self._now = clock
+
+    @contextmanager
+    def action(
+        self,
+        actor: str,
+        action: str,
+        *,
+        project: str | None = None,
+        target: str = "",
+        source: str | None = None,
+    ) -> Iterator[AuditNote]:
+        """Record the block's outcome: ``ok``, or ``denied``/``error`` with the message."""
+        note = AuditNote(project=project, target=target)
+        try:
+            yield note
+        except HexflowError as exc:
+            self.record(actor, action, note, outcome_of(exc), source, status_of(exc), exc.message)
+            raise
+        self.record(actor, action, note, "ok", source, note.status, note.detail)
+
+    def record(
+        self,
+        actor: str,
+        action: str,
+        note: AuditNote,
+        outcome: str,
+        source: str | None,
+        status: int | None,
+        detail: str | None,
+    ) -> None:
+        self._db.log.record(
+            at=self._now(),
+            actor=actor,
+            project=note.project,
+            action=action,
+            target=note.target,
+            outcome=outcome,
+            status=status,
+            source=source,
+            detail=detail,
+        )
+
+    def entries(
+        self,
+        who: Principal,
+        *,
+        project: str | None,
+        actor: str | None,
+        action: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[list[AuditEntry], str | None]:
+        """Site admins see everything; project admins their projects' entries."""
+        who.require_scope(Scope.ADMIN)
+        visible: set[str] | None = who.projects(Scope.ADMIN)
+        if who.user.is_admin and who.bound_project is None:
+            visible = None  # a site administrator's unbound credential sees everything
+        if visible is not None and not visible:
+            raise Forbidden(
+                "reading the audit log needs the admin role in a project, or a site administrator",
+                hint="ask a project administrator",
+            )
+        if project is not None and visible is not None:
+            who.check_project(project, Scope.ADMIN)
+        before = decode_cursor(cursor, (int,))[0] if cursor else None
+        items = self._db.log.entries(
+            projects=visible,
+            project=project,
+            actor=actor,
+            action=action,
+            before_id=before,
+            limit=limit,
+        )
+        more = len(items) == limit
+        return items, encode_cursor(items[-1].id) if items and more else None

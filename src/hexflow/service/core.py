@@ -1,0 +1,95 @@
+"""Service: the one object ``hexflow server`` runs — database, keys, authentication,
+audit, run manager and the run/OAuth logic — built from a ServiceConfig, started and
+closed by the web app's lifespan. No globals: tests build as many as they like."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from hexflow.events.system import EventSystem
+from hexflow.service.audit import Audit
+from hexflow.service.auth import Authenticator
+from hexflow.service.config import ServiceConfig
+from hexflow.service.functions import FunctionService
+from hexflow.service.keys import load_signing_key
+from hexflow.service.manager import RunManager
+from hexflow.service.oauth import OAuthService
+from hexflow.service.runs import RunService
+from hexflow.service.sfapi import AccountViews, SfapiJobs, StatusViews
+from hexflow.service.sites import LocalSite, SiteRegistry, Usage
+from hexflow.service.tasks import TaskService
+from hexflow.service.tokens import AccessTokens
+from hexflow.service.triggers import EventService, TriggerService
+from hexflow.store.service_db import ServiceDb
+
+
+class Service:
+    def __init__(self, config: ServiceConfig, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.db = ServiceDb(config.db_url)
+        try:
+            self.tokens = AccessTokens(
+                load_signing_key(config.home), issuer=config.issuer, ttl=config.access_token_ttl
+            )
+        except BaseException:
+            self.db.close()
+            raise
+        self.auth = Authenticator(self.db, self.tokens)
+        self.audit = Audit(self.db, clock)
+        self.manager = RunManager(config.settings, max_parallel=config.max_parallel_runs)
+        self.runs = RunService(
+            self.db,
+            self.manager,
+            self.audit,
+            max_body_bytes=config.max_body_bytes,
+            allow_python=config.python_workflows,
+            clock=clock,
+        )
+        self.oauth = OAuthService(self.db, self.tokens, self.audit, clock)
+        self.tasks = TaskService(self.db, self.runs, self.manager, self.audit)
+        settings = config.settings
+        local = LocalSite(
+            config.site_name,
+            cpus=settings.cpus,
+            memory=settings.memory,
+            gpus=settings.gpus,
+            usage=self._usage,
+            outages=config.outages,
+        )
+        self.sites = SiteRegistry([local])  # Slurm/Dask sites register here too
+        machines = dict(config.sfapi_machines)
+        self.sfapi = SfapiJobs(
+            home=config.home,
+            db=self.db,
+            manager=self.manager,
+            audit=self.audit,
+            sites=self.sites,
+            machines=machines,
+            clock=clock,
+        )
+        self.sfapi_status = StatusViews(self.sites, machines)
+        self.sfapi_account = AccountViews(self.db)
+        # The event bus, functions and triggers; started on the app's loop (``start_events``).
+        self.events = EventSystem(
+            self.db, config.events, home=config.home, clock=clock, cwd=str(settings.workdir)
+        )
+        self.functions = FunctionService(
+            self.db, self.events, self.manager, self.audit, clock=clock
+        )
+        self.triggers = TriggerService(self.events, self.audit)
+        self.event_log = EventService(self.events)
+
+    def _usage(self) -> Usage:
+        cpus, gpus, running, waiting = self.db.runs.usage()
+        return Usage(cpus, gpus, running, waiting, self.manager.queued, self.manager.active)
+
+    def start(self) -> list[str]:
+        """Start driving runs; returns the ids of the runs resumed after a restart."""
+        return self.manager.start(self.db if self.config.resume_on_start else None)
+
+    def close(self) -> None:
+        self.manager.stop()
+        self.db.close()

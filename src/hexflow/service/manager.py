@@ -1,0 +1,187 @@
+"""RunManager: drives the service's runs in this process, a few at a time.
+
+Each run gets its own store connection and engine (``flow.runtime``), created in the
+request that submits it (so the run is persisted, owned by this process, before the
+answer goes out) and driven on one of ``max_parallel`` daemon threads; the others wait in
+a queue, state ``pending``. On start, service runs whose owner process is dead (a crashed
+or stopped server) are queued to resume: their finished tasks are never run again. The
+threads are daemons: stopping the server abandons the runs in flight exactly as a crash
+would, and the next start resumes them.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hexflow.engine import Engine
+from hexflow.engine.lease import owner_alive
+from hexflow.flow import runtime
+from hexflow.model import RunRecord, TaskSpec
+from hexflow.settings import Settings
+from hexflow.store import Store
+from hexflow.store.service_db import ServiceDb
+
+log = logging.getLogger("hexflow.service")
+
+_Job = Callable[[], Any]
+_STOP = object()
+
+
+class RunManager:
+    def __init__(self, settings: Settings, *, max_parallel: int = 4) -> None:
+        self.settings = settings
+        self.max_parallel = max(1, max_parallel)
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._queued: set[str] = set()
+        self._active: set[str] = set()
+        self._idle = threading.Condition(self._lock)
+        self._started = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, db: ServiceDb | None = None) -> list[str]:
+        """Start the driver threads; with ``db``, queue the runs a dead server left behind."""
+        with self._lock:
+            if self._started:
+                return []
+            self._started = True
+        for i in range(self.max_parallel):
+            thread = threading.Thread(target=self._work, name=f"hexflow-run-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        resumed: list[str] = []
+        for run in db.runs.unfinished() if db is not None else []:
+            if owner_alive(run.owner):
+                continue  # driven by this or another live server
+            self._enqueue(run.id, functools.partial(self._resume, run.id))
+            resumed.append(run.id)
+        if resumed:
+            log.info("resuming %d run(s) left unfinished: %s", len(resumed), ", ".join(resumed))
+        return resumed
+
+    def stop(self) -> None:
+        """Stop taking queued runs; runs being driven go on until the process exits."""
+        with self._lock:
+            started, self._started = self._started, False
+        if started:
+            for _ in self._threads:
+                self._queue.put(_STOP)
+            self._threads.clear()
+
+    # ------------------------------------------------------------------ runs
+    def create(
+        self,
+        name: str,
+        specs: Sequence[TaskSpec],
+        *,
+        run_id: str,
+        project: str,
+        user: str,
+        labels: dict[str, str] | None = None,
+    ) -> RunRecord:
+        """Persist a new run (owned by this process) and queue it; returns it as created.
+        ``labels`` go into the run's config (the SFAPI facade marks its jobs with them)."""
+        workdir = self.settings.home / "work" / project / run_id
+        workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        store = runtime.make_store(self.settings)
+        try:
+            engine = runtime.make_engine(self.settings, store)
+            run = engine.create_run(
+                name,
+                specs,
+                workdir=str(workdir),
+                run_id=run_id,
+                config={
+                    **(labels or {}),
+                    "home": str(self.settings.home),
+                    "project": project,
+                    "submitted_by": user,
+                },
+            )
+        except BaseException:
+            store.close()
+            _remove_empty(workdir)
+            raise
+        self._enqueue(run.id, lambda: self._drive(engine, store, run.id))
+        return run
+
+    def cancel(self, run_id: str) -> dict[str, object]:
+        """Cancel through the engine that drives (or will drive) the run, else in the store."""
+        return runtime.cancel(self.settings, run_id)
+
+    def cancel_task(self, run_id: str, task_id: str) -> dict[str, object]:
+        """Cancel one task (its dependents end upstream_failed)."""
+        return runtime.cancel(self.settings, run_id, task_id)
+
+    def is_known(self, run_id: str) -> bool:
+        with self._lock:
+            return run_id in self._queued or run_id in self._active
+
+    @property
+    def active(self) -> int:
+        with self._lock:
+            return len(self._active)
+
+    @property
+    def queued(self) -> int:
+        with self._lock:
+            return len(self._queued)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no run is queued or driven (tests); False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._queued and not self._active, timeout)
+
+    # ------------------------------------------------------------------ threads
+    def _enqueue(self, run_id: str, job: _Job) -> None:
+        with self._lock:
+            self._queued.add(run_id)
+        self._queue.put((run_id, job))
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            run_id, job = item
+            with self._lock:
+                self._queued.discard(run_id)
+                self._active.add(run_id)
+            try:
+                job()
+            except Exception:  # noqa: BLE001 - one run's failure must not stop the others
+                log.exception("run %s could not be driven", run_id)
+            finally:
+                with self._idle:
+                    self._active.discard(run_id)
+                    self._idle.notify_all()
+
+    @staticmethod
+    def _drive(engine: Engine, store: Store, run_id: str) -> None:
+        try:
+            final = engine.run(run_id)
+            log.info("run %s ended %s", run_id, final.state.value)
+        finally:
+            store.close()
+
+    def _resume(self, run_id: str) -> None:
+        final, _ = runtime.resume_run(self.settings, run_id, on_progress=_quiet)
+        log.info("run %s (resumed) ended %s", run_id, final.state.value)
+
+
+def _quiet(_progress: Any) -> None:
+    return None
+
+
+def _remove_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass

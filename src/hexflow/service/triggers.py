@@ -1,0 +1,90 @@
+"""TriggerService and EventService: triggers (create, list, delete: audited) and the event
+log (read after an offset, follow), within the projects the caller's credential reaches."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection
+from typing import Any
+
+from hexflow.events.system import EventSystem
+from hexflow.model.access import Scope
+from hexflow.model.events import Event
+from hexflow.model.triggers import Trigger
+from hexflow.service.audit import Audit
+from hexflow.service.auth import Principal
+
+
+class TriggerService:
+    def __init__(self, events: EventSystem, audit: Audit) -> None:
+        self._events = events
+        self._audit = audit
+
+    def create(
+        self,
+        who: Principal,
+        project: str | None,
+        *,
+        name: str,
+        kind: str,
+        function: str,
+        config: dict[str, Any],
+        args: dict[str, Any],
+        source: str | None,
+    ) -> Trigger:
+        with self._audit.action(who.name, "trigger.create", project=project, source=source) as note:
+            project = project or who.default_project(Scope.SUBMIT)
+            note.project = project
+            who.check_project(project, Scope.SUBMIT)
+            trigger = self._events.triggers.create(
+                project,
+                name=name,
+                kind=kind,
+                function=function,
+                config=config,
+                args=args,
+                user=who.name,
+            )
+            note.target, note.detail = trigger.id, f"{trigger.kind.value} -> {function}"
+            return trigger
+
+    def list(self, who: Principal, project: str | None) -> list[Trigger]:
+        who.require_scope(Scope.READ)
+        projects = who.projects(Scope.READ)
+        if project is not None:
+            who.check_project(project, Scope.READ)
+            projects = {project}
+        return self._events.triggers.list(projects)
+
+    def delete(self, who: Principal, trigger_id: str, *, source: str | None) -> Trigger:
+        with self._audit.action(
+            who.name, "trigger.delete", target=trigger_id, source=source
+        ) as note:
+            visible = self._events.triggers.get(trigger_id, who.projects(Scope.READ))
+            note.project = visible.project
+            who.check_project(visible.project, Scope.SUBMIT)
+            return self._events.triggers.delete(trigger_id, [visible.project])
+
+
+class EventService:
+    def __init__(self, events: EventSystem) -> None:
+        self._events = events
+
+    def projects(self, who: Principal, project: str | None) -> Collection[str]:
+        who.require_scope(Scope.READ)
+        if project is not None:
+            who.check_project(project, Scope.READ)
+            return {project}
+        return who.projects(Scope.READ)
+
+    async def read(
+        self, who: Principal, *, after: int, project: str | None, wait: float, limit: int
+    ) -> tuple[list[Event], int]:
+        """(events after ``after``, the seq to pass as ``after`` next), waiting up to
+        ``wait`` seconds for the first one."""
+        projects = self.projects(who, project)
+        return await self._events.bus.wait(after, projects=projects, timeout=wait, limit=limit)
+
+    def follow(
+        self, who: Principal, *, after: int, project: str | None
+    ) -> AsyncIterator[Event | None]:
+        return self._events.bus.stream(after, projects=self.projects(who, project))

@@ -1,0 +1,631 @@
+"""SQL of the dataset catalog: datasets, versions (content-addressed: one row per distinct
+manifest digest of a dataset), their files, replicas, provenance and search.
+
+A version row is never updated after it is written, except nothing: versions are immutable.
+Replicas and read times change; provenance edges are only added. Full-text search goes
+through FTS5 on SQLite and ``to_tsvector`` on PostgreSQL (migration 0006).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Text,
+    and_,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
+
+from hexflow.errors import StoreError
+from hexflow.model.datasets import FileEntry, LineageEdge, Replica, VersionRecord
+from hexflow.store.data_schema import (
+    FTS_CONFIG,
+    activities,
+    activity_io,
+    dataset_versions,
+    datasets,
+    replicas,
+    version_files,
+)
+
+if TYPE_CHECKING:
+    from hexflow.store.data_db import DataDb
+
+_V, _D = dataset_versions, datasets
+_VERSION_COLUMNS = (
+    _V.c.id,
+    _D.c.project,
+    _D.c.name,
+    _V.c.number,
+    _V.c.digest,
+    _V.c.pid,
+    _V.c.created_at,
+    _V.c.size,
+    _V.c.files,
+    _V.c.metadata,
+)
+
+
+def _version(row: Any) -> VersionRecord:
+    return VersionRecord(
+        project=row.project,
+        name=row.name,
+        number=row.number,
+        digest=row.digest,
+        pid=row.pid,
+        created_at=row.created_at,
+        size=row.size,
+        files=row.files,
+        metadata=json.loads(row.metadata),
+    )
+
+
+def _select_versions() -> Any:
+    return select(*_VERSION_COLUMNS).select_from(_V.join(_D, _V.c.dataset_id == _D.c.id))
+
+
+def fts_query(words: str) -> str:
+    """User text → an FTS5 query: every word must match (quoted, so no syntax errors);
+    a trailing ``*`` on a word keeps prefix matching."""
+    terms = []
+    for word in re.findall(r"[\w*]+", words):
+        prefix = word.endswith("*")
+        core = word.strip("*")
+        if core:
+            terms.append(f'"{core}"' + ("*" if prefix else ""))
+    return " ".join(terms)
+
+
+class CatalogSql:
+    def __init__(self, db: DataDb) -> None:
+        self._db = db
+
+    # ------------------------------------------------------------ writing versions
+
+    def add_version(
+        self,
+        *,
+        project: str,
+        name: str,
+        entries: Sequence[FileEntry],
+        digest: str,
+        pid: str,
+        metadata: dict[str, Any],
+        search_text: str,
+        now: float,
+    ) -> tuple[VersionRecord, bool]:
+        """Register a version; if the dataset already has this digest, return that one.
+
+        Returns ``(version, created)``.
+        """
+        for attempt in (1, 2):  # a concurrent writer may win the race for the number
+            try:
+                with self._db.write() as conn:
+                    return self._add(
+                        conn, project, name, entries, digest, pid, metadata, search_text, now
+                    )
+            except StoreError as exc:
+                if attempt == 2 or not isinstance(exc.__cause__, IntegrityError):
+                    raise
+        raise AssertionError("unreachable")
+
+    def add_versions_bulk(self, rows: Iterable[dict[str, Any]], now: float) -> int:
+        """Many versions in one transaction (imports, benchmarks); each row has the keys of
+        ``add_version``. Versions already present are skipped. Returns how many were new."""
+        created = 0
+        with self._db.write() as conn:
+            for row in rows:
+                _, new = self._add(
+                    conn,
+                    row["project"],
+                    row["name"],
+                    row["entries"],
+                    row["digest"],
+                    row["pid"],
+                    row["metadata"],
+                    row["search_text"],
+                    now,
+                )
+                created += new
+        return created
+
+    def _add(
+        self,
+        conn: Connection,
+        project: str,
+        name: str,
+        entries: Sequence[FileEntry],
+        digest: str,
+        pid: str,
+        metadata: dict[str, Any],
+        search_text: str,
+        now: float,
+    ) -> tuple[VersionRecord, bool]:
+        ds_id = conn.execute(
+            select(_D.c.id).where(_D.c.project == project, _D.c.name == name)
+        ).scalar()
+        if ds_id is None:
+            ds_id = conn.execute(
+                insert(_D).values(project=project, name=name, created_at=now)
+            ).inserted_primary_key[0]  # type: ignore[index]
+        else:
+            row = conn.execute(
+                _select_versions().where(_V.c.dataset_id == ds_id, _V.c.digest == digest)
+            ).first()
+            if row is not None:
+                return _version(row), False
+        number = (
+            conn.execute(select(func.max(_V.c.number)).where(_V.c.dataset_id == ds_id)).scalar()
+            or 0
+        ) + 1
+        size = sum(e.size for e in entries)
+        version_id = conn.execute(
+            insert(_V).values(
+                dataset_id=ds_id,
+                number=number,
+                digest=digest,
+                pid=pid,
+                created_at=now,
+                size=size,
+                files=len(entries),
+                metadata=json.dumps(metadata, sort_keys=True),
+                search_text=search_text,
+            )
+        ).inserted_primary_key[0]  # type: ignore[index]
+        if entries:
+            conn.execute(
+                insert(version_files),
+                [
+                    {"version_id": version_id, "path": e.path, "size": e.size, "hash": e.hash}
+                    for e in entries
+                ],
+            )
+        if self._db.dialect == "sqlite":
+            conn.execute(
+                text("INSERT INTO catalog_fts (rowid, search_text) VALUES (:id, :t)"),
+                {"id": version_id, "t": search_text},
+            )
+        record = VersionRecord(
+            project=project,
+            name=name,
+            number=number,
+            digest=digest,
+            pid=pid,
+            created_at=now,
+            size=size,
+            files=len(entries),
+            metadata=metadata,
+        )
+        return record, True
+
+    # ------------------------------------------------------------ reading versions
+
+    def _version_id(self, conn: Connection, v: VersionRecord) -> int:
+        vid = conn.execute(
+            select(_V.c.id)
+            .select_from(_V.join(_D, _V.c.dataset_id == _D.c.id))
+            .where(_D.c.project == v.project, _D.c.name == v.name, _V.c.number == v.number)
+        ).scalar()
+        if vid is None:
+            raise StoreError(f"version {v.ref} of project {v.project} is not in the catalog")
+        return int(vid)
+
+    def get_version(self, project: str, name: str, selector: str | None) -> VersionRecord | None:
+        """``selector``: None (the latest), a number, or a digest (prefix, with or without
+        the ``algo:`` part)."""
+        query = _select_versions().where(_D.c.project == project, _D.c.name == name)
+        with self._db.read() as conn:
+            if selector is None or selector == "latest":
+                row = conn.execute(query.order_by(_V.c.number.desc()).limit(1)).first()
+            elif selector.isdigit():
+                row = conn.execute(query.where(_V.c.number == int(selector))).first()
+            else:
+                pattern = selector if ":" in selector else f"%:{selector}"
+                rows = conn.execute(query.where(_V.c.digest.like(pattern + "%")).limit(2)).all()
+                if len(rows) > 1:
+                    raise StoreError(f"version {name}@{selector} is ambiguous")
+                row = rows[0] if rows else None
+        return _version(row) if row is not None else None
+
+    def get_by_pid(self, pid: str) -> VersionRecord | None:
+        with self._db.read() as conn:
+            row = conn.execute(_select_versions().where(_V.c.pid == pid)).first()
+        return _version(row) if row is not None else None
+
+    def list_datasets(self, project: str | None) -> list[dict[str, Any]]:
+        latest = (
+            select(
+                _V.c.dataset_id,
+                func.max(_V.c.number).label("latest"),
+                func.count().label("versions"),
+            )
+            .group_by(_V.c.dataset_id)
+            .subquery()
+        )
+        query = (
+            select(_D.c.project, _D.c.name, _D.c.created_at, latest.c.latest, latest.c.versions)
+            .select_from(_D.join(latest, latest.c.dataset_id == _D.c.id))
+            .order_by(_D.c.project, _D.c.name)
+        )
+        if project is not None:
+            query = query.where(_D.c.project == project)
+        with self._db.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def list_versions(self, project: str, name: str) -> list[VersionRecord]:
+        query = (
+            _select_versions()
+            .where(_D.c.project == project, _D.c.name == name)
+            .order_by(_V.c.number)
+        )
+        with self._db.read() as conn:
+            return [_version(r) for r in conn.execute(query)]
+
+    def files(self, v: VersionRecord) -> list[FileEntry]:
+        with self._db.read() as conn:
+            vid = self._version_id(conn, v)
+            rows = conn.execute(
+                select(version_files.c.path, version_files.c.size, version_files.c.hash)
+                .where(version_files.c.version_id == vid)
+                .order_by(version_files.c.path)
+            )
+            return [FileEntry(r.path, r.size, r.hash) for r in rows]
+
+    # ------------------------------------------------------------ search
+
+    def search(
+        self,
+        *,
+        project: str | None = None,
+        words: str | None = None,
+        name: str | None = None,
+        meta: dict[str, str] | None = None,
+        limit: int = 50,
+    ) -> list[VersionRecord]:
+        query = _select_versions()
+        dialect = self._db.dialect
+        if project is not None:
+            query = query.where(_D.c.project == project)
+        if name:
+            pattern = name.replace("*", "%") if "*" in name else f"%{name}%"
+            query = query.where(_D.c.name.ilike(pattern))
+        for i, (key, value) in enumerate((meta or {}).items()):
+            query = query.where(self._meta_clause(i, key, value))
+        if words and words.strip():
+            if dialect == "sqlite":
+                match = fts_query(words)
+                if not match:
+                    return []
+                fts = (
+                    select(
+                        literal_column("rowid").label("vid"), literal_column("rank").label("score")
+                    )
+                    .select_from(text("catalog_fts"))
+                    .where(text("catalog_fts MATCH :match"))
+                    .subquery()
+                )
+                query = query.join(fts, fts.c.vid == _V.c.id).order_by(fts.c.score, _V.c.id.desc())
+                params: dict[str, Any] = {"match": match}
+            else:
+                vector = func.to_tsvector(FTS_CONFIG, _V.c.search_text)
+                tsq = func.plainto_tsquery(FTS_CONFIG, words)
+                query = query.where(vector.op("@@")(tsq)).order_by(
+                    func.ts_rank(vector, tsq).desc(), _V.c.id.desc()
+                )
+                params = {}
+        else:
+            query = query.order_by(_V.c.id.desc())
+            params = {}
+        with self._db.read() as conn:
+            rows = conn.execute(query.limit(limit), params)
+            return [_version(r) for r in rows]
+
+    def _meta_clause(self, i: int, key: str, value: str) -> Any:
+        path = [p for p in key.split(".") if p]
+        if not path or not all(re.fullmatch(r"[\w-]+", p) for p in path):
+            raise StoreError(f"metadata key {key!r} is not a dotted path of names")
+        if self._db.dialect == "sqlite":
+            json_path = "$." + ".".join(f'"{p}"' for p in path)
+            scalar = func.json_extract(_V.c.metadata, json_path)
+            each = (
+                select(text("1"))
+                .select_from(func.json_each(_V.c.metadata, json_path))
+                .where(text(f"json_each.value = :mv{i}").bindparams(**{f"mv{i}": value}))
+                .exists()
+            )
+            return or_(
+                and_(func.json_type(_V.c.metadata, json_path) != "array", scalar == value),
+                and_(func.json_type(_V.c.metadata, json_path) == "array", each),
+            )
+        doc = cast(_V.c.metadata, JSONB)
+        target = doc.op("#>")(cast(path, ARRAY(Text)))
+        return or_(
+            doc.op("#>>")(cast(path, ARRAY(Text))) == value,
+            target.op("@>")(func.to_jsonb(cast(literal(value), Text))),
+        )
+
+    # ------------------------------------------------------------ replicas
+
+    def add_replica(
+        self, v: VersionRecord, site: str, tier: str, location: str, now: float
+    ) -> None:
+        with self._db.write() as conn:
+            vid = self._version_id(conn, v)
+            found = conn.execute(
+                select(replicas.c.version_id).where(
+                    replicas.c.version_id == vid, replicas.c.site == site, replicas.c.tier == tier
+                )
+            ).first()
+            if found is None:
+                conn.execute(
+                    insert(replicas).values(
+                        version_id=vid, site=site, tier=tier, location=location, created_at=now
+                    )
+                )
+            else:
+                conn.execute(
+                    update(replicas)
+                    .where(
+                        replicas.c.version_id == vid,
+                        replicas.c.site == site,
+                        replicas.c.tier == tier,
+                    )
+                    .values(location=location)
+                )
+
+    def remove_replica(self, v: VersionRecord, site: str, tier: str) -> None:
+        with self._db.write() as conn:
+            vid = self._version_id(conn, v)
+            conn.execute(
+                delete(replicas).where(
+                    replicas.c.version_id == vid, replicas.c.site == site, replicas.c.tier == tier
+                )
+            )
+
+    def touch_read(self, v: VersionRecord, site: str, tier: str, now: float) -> None:
+        with self._db.write() as conn:
+            vid = self._version_id(conn, v)
+            conn.execute(
+                update(replicas)
+                .where(
+                    replicas.c.version_id == vid, replicas.c.site == site, replicas.c.tier == tier
+                )
+                .values(last_read_at=now)
+            )
+
+    def replicas(
+        self, project: str | None = None, v: VersionRecord | None = None
+    ) -> list[tuple[VersionRecord, Replica]]:
+        query = (
+            select(
+                *_VERSION_COLUMNS,
+                replicas.c.site,
+                replicas.c.tier,
+                replicas.c.location,
+                replicas.c.created_at.label("r_created"),
+                replicas.c.last_read_at,
+            )
+            .select_from(
+                replicas.join(_V, replicas.c.version_id == _V.c.id).join(
+                    _D, _V.c.dataset_id == _D.c.id
+                )
+            )
+            .order_by(_D.c.project, _D.c.name, _V.c.number, replicas.c.tier)
+        )
+        if project is not None:
+            query = query.where(_D.c.project == project)
+        if v is not None:
+            query = query.where(
+                _D.c.project == v.project, _D.c.name == v.name, _V.c.number == v.number
+            )
+        with self._db.read() as conn:
+            out = []
+            for row in conn.execute(query):
+                version = _version(row)
+                out.append(
+                    (
+                        version,
+                        Replica(
+                            ref=version.ref,
+                            site=row.site,
+                            tier=row.tier,
+                            location=row.location,
+                            created_at=row.r_created,
+                            last_read_at=row.last_read_at,
+                        ),
+                    )
+                )
+            return out
+
+    # ------------------------------------------------------------ audit
+
+    def audit(
+        self,
+        *,
+        actor: str,
+        project: str,
+        action: str,
+        target: str,
+        outcome: str,
+        detail: str,
+        now: float,
+    ) -> None:
+        """One line in the service's audit log (lifecycle actions, data deletions)."""
+        from hexflow.store.service_schema import audit_log
+
+        with self._db.write() as conn:
+            conn.execute(
+                insert(audit_log).values(
+                    at=now,
+                    actor=actor,
+                    project=project,
+                    action=action,
+                    target=target[:256],
+                    outcome=outcome,
+                    detail=detail,
+                )
+            )
+
+    def audit_entries(self, project: str, limit: int = 100) -> list[dict[str, Any]]:
+        from hexflow.store.service_schema import audit_log
+
+        with self._db.read() as conn:
+            rows = conn.execute(
+                select(audit_log)
+                .where(audit_log.c.project == project, audit_log.c.action.startswith("data."))
+                .order_by(audit_log.c.id.desc())
+                .limit(limit)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    # ------------------------------------------------------------ provenance
+
+    def record_activity(
+        self,
+        run_id: str,
+        task_id: str,
+        used: Sequence[VersionRecord],
+        generated: Sequence[VersionRecord],
+        now: float,
+    ) -> None:
+        with self._db.write() as conn:
+            act = conn.execute(
+                select(activities.c.id).where(
+                    activities.c.run_id == run_id, activities.c.task_id == task_id
+                )
+            ).scalar()
+            if act is None:
+                act = conn.execute(
+                    insert(activities).values(run_id=run_id, task_id=task_id, created_at=now)
+                ).inserted_primary_key[0]  # type: ignore[index]
+            have = {
+                (r.version_id, r.role)
+                for r in conn.execute(
+                    select(activity_io.c.version_id, activity_io.c.role).where(
+                        activity_io.c.activity_id == act
+                    )
+                )
+            }
+            rows = []
+            for role, versions in (("used", used), ("generated", generated)):
+                for v in versions:
+                    key = (self._version_id(conn, v), role)
+                    if key not in have:
+                        have.add(key)
+                        rows.append({"activity_id": act, "version_id": key[0], "role": role})
+            if rows:
+                conn.execute(insert(activity_io), rows)
+
+    def producers(self, v: VersionRecord) -> list[tuple[str, str]]:
+        """The (run id, task id) of the activities that generated ``v``."""
+        with self._db.read() as conn:
+            vid = self._version_id(conn, v)
+            rows = conn.execute(
+                select(activities.c.run_id, activities.c.task_id)
+                .select_from(activity_io.join(activities))
+                .where(activity_io.c.version_id == vid, activity_io.c.role == "generated")
+            )
+            return [(r.run_id, r.task_id) for r in rows]
+
+    def lineage(self, v: VersionRecord, direction: str, depth: int) -> list[LineageEdge]:
+        """Edges upstream (what ``v`` was made from) or downstream (what was made from it),
+        level by level up to ``depth`` activities away."""
+        if direction not in ("upstream", "downstream"):
+            raise StoreError(f"lineage direction must be upstream or downstream: {direction}")
+        start_role, next_role = (
+            ("generated", "used") if direction == "upstream" else ("used", "generated")
+        )
+        edges: list[LineageEdge] = []
+        with self._db.read() as conn:
+            frontier = {self._version_id(conn, v)}
+            seen_versions = set(frontier)
+            seen_acts: set[int] = set()
+            refs: dict[int, str] = {}
+            for level in range(1, depth + 1):
+                if not frontier:
+                    break
+                acts = {
+                    r.activity_id
+                    for r in conn.execute(
+                        select(activity_io.c.activity_id).where(
+                            activity_io.c.version_id.in_(frontier),
+                            activity_io.c.role == start_role,
+                        )
+                    )
+                } - seen_acts
+                seen_acts |= acts
+                if not acts:
+                    break
+                io_rows = conn.execute(
+                    select(
+                        activity_io.c.activity_id,
+                        activity_io.c.version_id,
+                        activity_io.c.role,
+                        activities.c.run_id,
+                        activities.c.task_id,
+                    )
+                    .select_from(activity_io.join(activities))
+                    .where(activity_io.c.activity_id.in_(acts))
+                ).all()
+                self._load_refs(conn, {r.version_id for r in io_rows} - set(refs), refs)
+                by_act: dict[int, dict[str, list[int]]] = {}
+                meta: dict[int, tuple[str, str]] = {}
+                for r in io_rows:
+                    by_act.setdefault(r.activity_id, {"used": [], "generated": []})[r.role].append(
+                        r.version_id
+                    )
+                    meta[r.activity_id] = (r.run_id, r.task_id)
+                nxt: set[int] = set()
+                for act_id in sorted(by_act):
+                    run_id, task_id = meta[act_id]
+                    used, generated = by_act[act_id]["used"], by_act[act_id]["generated"]
+                    # only the edges through the versions being followed from
+                    if direction == "downstream":
+                        used = [u for u in used if u in frontier]
+                    else:
+                        generated = [g for g in generated if g in frontier]
+                    ins: list[int | None] = [*sorted(used)] or [None]
+                    outs: list[int | None] = [*sorted(generated)] or [None]
+                    for i in ins:
+                        for o in outs:
+                            edges.append(
+                                LineageEdge(
+                                    run_id,
+                                    task_id,
+                                    refs.get(i) if i is not None else None,
+                                    refs.get(o) if o is not None else None,
+                                    level,
+                                )
+                            )
+                    nxt.update(by_act[act_id][next_role])
+                frontier = nxt - seen_versions
+                seen_versions |= frontier
+        return edges
+
+    @staticmethod
+    def _load_refs(conn: Connection, ids: set[int], refs: dict[int, str]) -> None:
+        if not ids:
+            return
+        rows = conn.execute(
+            select(_V.c.id, _D.c.name, _V.c.number)
+            .select_from(_V.join(_D, _V.c.dataset_id == _D.c.id))
+            .where(_V.c.id.in_(ids))
+        )
+        for r in rows:
+            refs[r.id] = f"{r.name}@{r.number}"

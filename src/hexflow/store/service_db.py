@@ -1,0 +1,73 @@
+"""ServiceDb: the service's own view of the database — accounts, logs and run queries —
+on one SQLAlchemy engine, after the same Alembic migrations as ``SqlStore``.
+
+Runs and tasks are still written only by ``SqlStore`` through the engine; this side reads
+them (by project, paginated) and owns the service tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from hexflow.errors import Conflict, StoreError
+from hexflow.store.sql import _make_engine, _migrate, _redact
+
+
+class ServiceDb:
+    def __init__(self, url: str) -> None:
+        if url == "memory://" or url.endswith(":memory:") or url in ("sqlite://", "sqlite:///"):
+            raise StoreError(
+                f"service mode needs a database file or server, not {url!r}",
+                hint="use a sqlite:///PATH or postgresql:// URL",
+            )
+        self.url = url
+        try:
+            self.engine = _make_engine(url)
+            _migrate(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"cannot open the service database at {_redact(url)}: {exc}",
+                hint="check the database URL (--db / HEXFLOW_DB) and that the server is up",
+            ) from exc
+        from hexflow.store.accounts import Accounts
+        from hexflow.store.run_queries import RunQueries
+        from hexflow.store.service_log import ServiceLog
+
+        self.accounts = Accounts(self)
+        self.log = ServiceLog(self)
+        self.runs = RunQueries(self)
+
+    @contextmanager
+    def write(self, conflict: str | None = None) -> Iterator[Connection]:
+        """One transaction; a unique-key violation becomes ``Conflict(conflict)`` if given."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except IntegrityError as exc:
+            if conflict is not None:
+                raise Conflict(conflict) from None
+            raise StoreError(f"store write failed and was rolled back: {exc.orig}") from exc
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store write failed and was rolled back: {exc}") from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store read failed: {exc}") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> ServiceDb:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,56 @@
+"""Functions the event, function and trigger tests register by import path."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from pydantic import BaseModel
+
+from hexflow.events import FunctionContext
+
+
+def add(x: int, y: int = 0) -> int:
+    return x + y
+
+
+class Point(BaseModel):
+    x: float
+    y: float
+
+
+def norm(p: Point, scale: float = 1.0) -> dict[str, Any]:
+    return {"norm": (p.x**2 + p.y**2) ** 0.5 * scale, "type": type(p).__name__}
+
+
+def boom(message: str = "boom") -> None:
+    raise ValueError(message)
+
+
+def nap(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def pid() -> int:
+    return os.getpid()
+
+
+def record(path: str, event: dict[str, Any] | None = None, tag: str = "") -> int:
+    """Append one line per call to ``path`` (the tests count the lines: exactly once)."""
+    with open(path, "a") as f:
+        f.write(f"{tag} {event['seq'] if event else '-'} {event['kind'] if event else '-'}\n")
+    return os.getpid()
+
+
+def started(event: dict[str, Any] | None = None) -> dict[str, Any]:
+    """When it started, and the event that called it (the latency benchmark reads both)."""
+    return {"started": time.time(), "at": event["at"] if event else None}
+
+
+def submit_and_watch(ctx: FunctionContext, path: str) -> str:
+    """Submit a workflow; when its run ends, call ``record`` with the event."""
+    run_id = ctx.submit({"name": "from-fn", "tasks": {"a": {"command": ["echo", "hi"]}}})
+    ctx.on_completion(run_id, "record", {"path": path, "tag": "done"})
+    return run_id
