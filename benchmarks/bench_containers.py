@@ -1,19 +1,19 @@
 """Container task overhead: the same task bare and with ``image=``, in the same run.
 
-    .venv/bin/python benchmarks/bench_containers.py [--tasks 20] [--json out.json]
+    .venv/bin/python benchmarks/bench_containers.py [--tasks 30] [--rounds 3] [--json out.json]
 
 Needs podman and the test images of ``scripts/ci/container-up.sh`` (run it as root first;
 this script uses its configuration under /var/tmp/hexflow-containers unless
 CONTAINERS_CONF is set).
 
-One workflow holds ``--tasks`` pairs of each kind — a shell task (``true``) and a Python
-task (``return 1``), each bare and in a container — chained one after the other in
-alternation (bare, boxed, bare, boxed...), so no two tasks share the machine and a drift
-of the machine's load affects both sides alike. A task's time is the engine's own: from
-its launch to its end as recorded in the store (``ended_at - started_at``). The overhead of
-a kind is median(boxed) - median(bare). For reference, the same number of bare
-``podman run --rm --network=none`` of ``true`` are timed in this process too (the floor
-any podman-based executor pays per task).
+Each of ``--rounds`` rounds runs one workflow holding ``--tasks / rounds`` tasks of each
+kind — a shell task (``true``) and a Python task (``return 1``), each bare and in a
+container — chained one after the other in alternation (bare, boxed, bare, boxed...), so
+no two tasks share the machine and a drift of the machine's load affects both sides alike;
+then as many bare ``podman run --rm --network=none --init ... true`` (the floor any
+podman-based executor pays per task, the reference). A task's time is the engine's own:
+from its launch to its end as recorded in the store (``ended_at - started_at``). The
+overhead of a kind is median(boxed) - median(bare), over all rounds.
 """
 
 from __future__ import annotations
@@ -92,30 +92,43 @@ def workflow_times(n: int, workdir: Path) -> dict[str, list[float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tasks", type=int, default=20, help="tasks of each kind")
+    parser.add_argument("--tasks", type=int, default=30, help="tasks of each kind")
+    parser.add_argument("--rounds", type=int, default=3, help="workflow + reference rounds")
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args()
     podman_env()
     n = args.tasks
-
-    raw = raw_podman(n)
-    with tempfile.TemporaryDirectory() as tmp:
-        times = workflow_times(n, Path(tmp))
+    per_round = max(1, n // args.rounds)
+    raw: list[float] = []
+    times: dict[str, list[float]] = {}
+    for _ in range(args.rounds):
+        with tempfile.TemporaryDirectory() as tmp:
+            for kind, values in workflow_times(per_round, Path(tmp)).items():
+                times.setdefault(kind, []).extend(values)
+        raw += raw_podman(per_round)
+    n = per_round * args.rounds
+    load = os.getloadavg()[0]
 
     med = {k: statistics.median(v) for k, v in times.items()}
     rows = [
         ("shell `true`", med["sh_bare"], med["sh_boxed"]),
         ("python `return 1`", med["py_bare"], med["py_boxed"]),
     ]
-    print(f"container task overhead, {n} tasks of each kind, one run ({platform.node()})")
+    print(
+        f"container task overhead, {n} tasks of each kind in {args.rounds} runs "
+        f"({platform.node()}, {os.cpu_count()} cpus, load {load:.1f})"
+    )
     print(f"{'task':<20} {'bare':>9} {'in podman':>10} {'overhead':>9} {'target':>7}")
-    result: dict[str, Any] = {"tasks": n, "raw_podman_median_s": statistics.median(raw)}
+    reference = statistics.median(raw)
+    result: dict[str, Any] = {"tasks": n, "raw_podman_median_s": reference, "load": load}
     for label, bare, boxed in rows:
         over = boxed - bare
         verdict = "met" if over < 0.3 else "MISSED"
         print(f"{label:<20} {bare:8.3f}s {boxed:9.3f}s {over:8.3f}s {verdict:>7}")
         result[label] = {"bare_median_s": bare, "boxed_median_s": boxed, "overhead_s": over}
-    print(f"{'bare podman run':<20} {'':>9} {statistics.median(raw):9.3f}s  (reference)")
+    print(f"{'bare podman run':<20} {'':>9} {reference:9.3f}s  (reference, same rounds)")
+    for label, _, boxed in rows:
+        print(f"{label}: {boxed - reference:+.3f}s beyond a bare podman run")
     p90 = {k: sorted(v)[int(0.9 * (len(v) - 1))] for k, v in times.items()}
     print("p90: " + ", ".join(f"{k} {v:.3f}s" for k, v in sorted(p90.items())))
     if args.json:

@@ -39,8 +39,9 @@ def pid() -> int:
 
 def record(path: str, event: dict[str, Any] | None = None, tag: str = "") -> int:
     """Append one line per call to ``path`` (the tests count the lines: exactly once)."""
+    inv = os.environ.get("HEXFLOW_INVOCATION_ID", "-")
     with open(path, "a") as f:
-        f.write(f"{tag} {event['seq'] if event else '-'} {event['kind'] if event else '-'}\n")
+        f.write(f"{tag} {event['seq'] if event else '-'} {event['kind'] if event else '-'} {inv}\n")
     return os.getpid()
 
 

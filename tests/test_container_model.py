@@ -281,3 +281,14 @@ def test_settings_choose_the_runtime_network_and_mount_roots(tmp_path: Path) -> 
         Settings.from_env(env={"HEXFLOW_CONTAINER_RUNTIME": "docker"}, cwd=tmp_path)
     with pytest.raises(SpecError, match="none or host"):
         Settings.from_env(env={"HEXFLOW_CONTAINER_NETWORK": "bridge"}, cwd=tmp_path)
+
+
+def test_cache_keys_tell_images_and_mounts_apart() -> None:
+    from hexflow.engine.cache import cache_key
+
+    bare = cache_key(spec(), {})
+    boxed = cache_key(spec(image="localhost/base:test"), {})
+    other = cache_key(spec(image="localhost/python:test"), {})
+    mounted = cache_key(spec(image="localhost/base:test", mounts=["in:/in:ro"]), {})
+    assert len({bare, boxed, other, mounted}) == 4
+    assert cache_key(spec(image="localhost/base:test"), {}) == boxed

@@ -104,3 +104,29 @@ def test_resource_mapping_and_cluster_shape_are_pure() -> None:
         dask_resources(Resources(cpus=5), most)
     unlimited, _ = cluster_shape({"workers": {"a": {"nthreads": 1, "memory_limit": 0}}})
     assert unlimited.memory == 2**62
+
+
+def test_a_workflow_runs_on_dask_through_the_settings(cluster: Any, tmp_path: Path) -> None:
+    import hexflow as hx
+    from hexflow.settings import Settings
+
+    @hx.task
+    def where(n: int) -> tuple[int, str]:
+        from distributed import get_worker
+
+        return n * 2, get_worker().address
+
+    with hx.Workflow("on-dask", workdir=tmp_path) as wf:
+        doubled = where(21)
+    settings = Settings.from_env(
+        env={
+            "HEXFLOW_HOME": str(tmp_path / ".hexflow"),
+            "HEXFLOW_EXECUTOR": "dask",
+            "HEXFLOW_DASK_SCHEDULER": cluster.scheduler_address,
+        },
+        cwd=tmp_path,
+    )
+    run = wf.run(settings=settings)
+    assert run.ok
+    value, address = doubled.result()
+    assert value == 42 and address in cluster.scheduler_info["workers"]

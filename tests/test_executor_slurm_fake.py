@@ -175,6 +175,18 @@ class Harness:
         for _ in range(20):
             await asyncio.sleep(0.01)
 
+    async def until(self, cond: Any, what: str = "it", timeout: float = 10.0) -> None:
+        """Wait (bounded) for what worker threads do: sbatch, scancel."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not cond():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            await asyncio.sleep(0.01)
+
+    def worker(self, token: int) -> str:
+        started = [e for e in self.events if isinstance(e, TaskStarted) and e.token == token]
+        return started[0].worker.split(":")[1]
+
     def ended(self) -> dict[int, TaskEnded]:
         return {e.token: e for e in self.events if isinstance(e, TaskEnded)}
 
@@ -190,7 +202,7 @@ def test_a_burst_is_one_array_and_each_poll_one_squeue(tmp_path: Path) -> None:
         await h.start()
         for token in range(1, 6):
             h.executor.submit(launch(tmp_path, token))
-        await h.settle()
+        await h.until(lambda: len([e for e in h.events if isinstance(e, TaskStarted)]) == 5)
         assert h.fake.count("sbatch") == 1
         assert "#SBATCH --array=0-4" in h.fake.scripts[0]
         started = [e for e in h.events if isinstance(e, TaskStarted)]
@@ -213,7 +225,7 @@ def test_a_burst_is_one_array_and_each_poll_one_squeue(tmp_path: Path) -> None:
         h.fake.acct["101_2"] = AcctRecord("101_2", None, "NODE_FAIL", 0, 0, raw_id="103")
         h.fake.set("101_4", "PENDING", "PartitionTimeLimit")
         await h.executor.poll()
-        await h.settle()
+        await h.until(lambda: ("scancel", (("101_4",), None)) in h.fake.calls, "the scancel")
         ended = h.ended()
         assert ended[1].ok and ended[1].exit_code == 0
         assert (ended[2].reason, ended[2].retryable) == ("out_of_memory", False)
@@ -241,12 +253,12 @@ def test_sbatch_failures_fail_the_tasks_with_the_right_retry(tmp_path: Path) -> 
             "sbatch failed", stderr="Socket timed out on send/recv operation", transient=True
         )
         h.executor.submit(launch(tmp_path, 1))
-        await h.settle()
+        await h.until(lambda: 1 in h.ended())
         h.fake.fail_sbatch = SlurmCommandError(
             "sbatch failed: Invalid account", stderr="Invalid account", transient=False
         )
         h.executor.submit(launch(tmp_path, 2))
-        await h.settle()
+        await h.until(lambda: 2 in h.ended())
 
     asyncio.run(scenario())
     ended = h.ended()
@@ -269,19 +281,24 @@ def test_cancel_preempt_and_shutdown(tmp_path: Path) -> None:
         h.executor.submit(launch(tmp_path, 2, resources=Resources(cpus=2)))
         h.executor.submit(launch(tmp_path, 3))
         h.executor.submit(launch(tmp_path, 4))
-        await h.settle()
-        assert h.fake.count("sbatch") == 2  # t2 differs in shape: a job, and an array of 2
+        await h.until(lambda: len(h.fake.scripts) == 2, "two submissions")
+        await h.until(lambda: len([e for e in h.events if isinstance(e, TaskStarted)]) == 3)
+        # t2 differs in shape: a job of its own; t3 and t4 an array of 2
+        alone, array = h.worker(2), h.worker(3).split("_")[0]
+        assert "_" not in alone and {h.worker(3), h.worker(4)} == {f"{array}_0", f"{array}_1"}
         h.executor.preempt(2, grace=0.05)
-        await h.settle()
-        assert ("scancel", (("101",), "TERM")) in h.fake.calls
-        assert ("scancel", (("101",), None)) in h.fake.calls  # after the grace
-        h.fake.set("101", "CANCELLED")
+        await h.until(lambda: ("scancel", ((alone,), "TERM")) in h.fake.calls, "SIGTERM")
+        # after the grace: cancelled
+        await h.until(lambda: ("scancel", ((alone,), None)) in h.fake.calls, "the scancel")
+        h.fake.set(alone, "CANCELLED")
         await h.executor.poll()
         assert h.ended()[2].reason == "preempted"
+        left.extend([f"{array}_0", f"{array}_1"])
 
+    left: list[str] = []
     asyncio.run(scenario())
     h.executor.shutdown()
-    assert ("scancel", (("102_0", "102_1"), None)) in h.fake.calls  # nothing outlives the run
+    assert ("scancel", (tuple(left), None)) in h.fake.calls  # nothing outlives the run
 
 
 def test_reap_cancels_a_job_a_dead_engine_left(tmp_path: Path) -> None:
@@ -289,3 +306,19 @@ def test_reap_cancels_a_job_a_dead_engine_left(tmp_path: Path) -> None:
     assert h.executor.reap("slurm:555_3")
     assert ("scancel", (("555_3",), None)) in h.fake.calls
     assert not h.executor.reap("pid:12:34")
+
+
+def test_a_scancel_still_pending_when_the_run_ends_is_done_by_shutdown(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+
+    async def scenario() -> None:
+        await h.start()
+        h.executor.submit(launch(tmp_path, 1))
+        await h.until(lambda: any(isinstance(e, TaskStarted) for e in h.events))
+        h.fake.set("101", "PENDING", "PartitionNodeLimit")
+        await h.executor.poll()  # the task ends at once; its scancel is still to run
+        assert h.ended()[1].reason == "launch_failed"
+        h.executor.shutdown()  # the run is over before the scancel task had a turn
+
+    asyncio.run(scenario())
+    assert ("scancel", (("101",), None)) in h.fake.calls

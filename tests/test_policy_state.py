@@ -22,18 +22,16 @@ from hexflow.scheduler.state import PolicyState
 from tests.test_policy import NOW, _inputs
 
 _tasks = st.builds(
-    lambda cpus, nodes, gpus, walltime, qos, project, submit, deadline, best, excl, gang: (
-        dict(
-            resources=Resources(cpus=cpus, nodes=nodes, gpus=gpus),
-            walltime=walltime,
-            qos=qos,
-            project=project,
-            submit_time=submit,
-            deadline=deadline,
-            best_effort=best,
-            exclusive=excl,
-            gang=gang,
-        )
+    lambda cpus, nodes, gpus, walltime, qos, project, submit, deadline, best, excl, gang: dict(
+        resources=Resources(cpus=cpus, nodes=nodes, gpus=gpus),
+        walltime=walltime,
+        qos=qos,
+        project=project,
+        submit_time=submit,
+        deadline=deadline,
+        best_effort=best,
+        exclusive=excl,
+        gang=gang,
     ),
     st.sampled_from([0.5, 1, 2, 4]),
     st.sampled_from([1, 1, 2]),
@@ -146,7 +144,8 @@ def _run(
         elif kind == "remove" and queued:
             task_id = queued[event[1] % len(queued)]
             del model.queue[task_id]
-            assert state.remove(task_id)
+            state.remove(task_id)
+            assert state.queued(task_id) is None
         elif kind == "start" and queued:
             task = model.queue.pop(queued[event[1] % len(queued)])
             node = model.nodes[event[2] % len(model.nodes)]
@@ -161,7 +160,8 @@ def _run(
         elif kind == "finish" and runs:
             task_id = runs[event[1] % len(runs)]
             del model.running[task_id]
-            assert state.finished(task_id)
+            state.finished(task_id)
+            assert state.running(task_id) is None
         elif kind == "node":
             old = model.nodes[event[1] % len(model.nodes)]
             node = Node(old.name, old.cpus, old.gpus, old.memory, event[2], event[3])
@@ -206,7 +206,9 @@ def test_the_state_decides_as_the_stateless_pass(
 
 def test_unknown_ids_and_nodes() -> None:
     state = PolicyState(Cluster.single_pool([Node("n", 4)]))
-    assert not state.remove("nope") and not state.finished("nope")
+    state.remove("nope")  # unknown ids are ignored
+    state.finished("nope")
+    assert len(state) == 0 and state.running_ids() == []
     with pytest.raises(KeyError, match="set_cluster"):
         state.set_node(Node("other", 4))
     task = PendingTask("t", Resources(cpus=1), 10)

@@ -141,9 +141,8 @@ def test_errors_carry_the_servers_message_and_hint(env: Env) -> None:
         with pytest.raises(AuthError) as err:
             anon.runs()
         assert err.value.hint and err.value.fields["status"] == 401
-    with sdk(env, scopes="read") as reader:
-        with pytest.raises(Forbidden, match="submit"):
-            reader.submit(HELLO)
+    with sdk(env, scopes="read") as reader, pytest.raises(Forbidden, match="submit"):
+        reader.submit(HELLO)
     with sdk(env) as alice:
         with pytest.raises(NotFound, match="no run 'nosuch'"):
             alice.run("nosuch")
@@ -154,6 +153,10 @@ def test_errors_carry_the_servers_message_and_hint(env: Env) -> None:
         with pytest.raises(ServiceError, match="cannot reach") as unreachable:
             nowhere.runs()
         assert "HEXFLOW_SERVER" in (unreachable.value.hint or "")
+
+
+def _shell(**extra: Any) -> dict[str, Any]:
+    return {"id": "a", "name": "a", "kind": "shell", "command": ["ls"], **extra}
 
 
 def _wire(tasks: list[dict[str, Any]]) -> bytes:
@@ -167,9 +170,12 @@ def _wire(tasks: list[dict[str, Any]]) -> bytes:
         ([{"id": "a", "name": "a", "kind": "python", "payload": "!!"}], "tasks[0].payload"),
         ([{"id": "a", "name": "a", "kind": "shell", "command": "ls"}], "tasks[0].command"),
         ([{"id": "a", "name": "a", "kind": "shell", "command": ["ls"], "x": 1}], "tasks[0].x"),
-        ([{"id": "a", "name": "a", "kind": "shell", "command": ["ls"], "deps": ["b"]}], "tasks[0].deps"),  # fmt: skip
-        ([{"id": "a", "name": "a", "kind": "shell", "command": ["ls"], "cwd": "/etc"}], "tasks[0].cwd"),  # fmt: skip
-        ([{"id": "a", "name": "a", "kind": "shell", "command": ["ls"], "resources": {"cpus": -1}}], "tasks[0].cpus"),  # fmt: skip
+        ([_shell(deps=["b"])], "tasks[0].deps"),
+        ([_shell(cwd="/etc")], "tasks[0].cwd"),
+        ([_shell(cwd="a/../../x")], "tasks[0].cwd"),
+        ([_shell(resources={"cpus": -1})], "tasks[0].cpus"),
+        ([_shell(resources={"cores": 2})], "tasks[0].resources.cores"),
+        ([_shell(), _shell()], "tasks[1].id"),
         ([{"id": "a", "name": "a", "kind": "teleport"}], "tasks[0]"),
         ([], "tasks"),
     ],
@@ -190,9 +196,7 @@ def test_python_payloads_are_never_unpickled_by_the_server(env: Env) -> None:
     """A payload that would run code when unpickled is stored as bytes: the request
     succeeds and nothing runs until a worker loads the task (which then fails, here)."""
     marker = env.service.config.home / "pwned"
-    evil = base64.b64encode(
-        b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
-    ).decode()
+    evil = base64.b64encode(b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.").decode()
     doc = _wire([{"id": "a", "name": "a", "kind": "python", "payload": evil}])
     headers = {"Content-Type": wire.MEDIA_TYPE, **env.auth("alice", "p1")}
     r = env.client.post("/api/v1/runs", content=doc, headers=headers)
@@ -211,14 +215,16 @@ def test_python_workflows_can_be_turned_off(tmp_path: Any, db_url: str) -> None:
         admin = Admin(db)
         service_env.seed_accounts(admin)
         token = admin.create_token("alice", "p1", frozenset(hx_scopes())).secret
-    with TestClient(create_app(config)) as client:
-        with hx.Client("http://testserver", token, transport=client._transport) as sdk_client:
-            with hx.Workflow("off") as wf:
-                square(2)
-            with pytest.raises(ServiceError, match="does not accept Python") as refused:
-                wf.submit(sdk_client)
-            assert refused.value.fields["status"] == 415
-            assert sdk_client.submit(HELLO).wait(60).ok  # YAML still works
+    with (
+        TestClient(create_app(config)) as client,
+        hx.Client("http://testserver", token, transport=client._transport) as sdk_client,
+    ):
+        with hx.Workflow("off") as wf:
+            square(2)
+        with pytest.raises(ServiceError, match="does not accept Python") as refused:
+            wf.submit(sdk_client)
+        assert refused.value.fields["status"] == 415
+        assert sdk_client.submit(HELLO).wait(60).ok  # YAML still works
 
 
 def hx_scopes() -> set[Any]:

@@ -103,8 +103,10 @@ def test_sites_and_queue(env: Env) -> None:
     assert site["kind"] == "local" and site["state"] == "active"
     assert site["utilization"]["cpus"] == 1.0 and site["nodes"][0]["cpus_used"] == 1.0
     assert site["queue"]["runs_active"] == 1
-    chain = b"name: chain\ntasks:\n  first: {command: [sleep, '60']}\n  second:\n" \
+    chain = (
+        b"name: chain\ntasks:\n  first: {command: [sleep, '60']}\n  second:\n"
         b"    command: [echo]\n    after: first\n"
+    )
     chained = env.submit(alice, chain).json()["id"]
 
     def waiting() -> Any:

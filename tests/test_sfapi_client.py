@@ -178,3 +178,24 @@ def test_api_token_and_other_projects(live: Live) -> None:
         with pytest.raises(httpx.HTTPStatusError) as refused:
             compute.submit_job("#!/bin/bash\necho no\n")
         assert refused.value.response.status_code == 403
+
+
+def test_the_sfapi_example_runs(live: Live, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    key = tmp_path / "hexflow.pem"  # sfapi_client's key-file format, mode 600
+    key.write_text(live.client_key["client_id"] + "\n" + live.client_key["private_key_pem"])
+    key.chmod(0o600)
+    example = Path(__file__).parent.parent / "examples" / "service" / "sfapi_quickstart.py"
+    done = subprocess.run(
+        [sys.executable, str(example), str(key)],
+        env={**os.environ, "HEXFLOW_SERVER": live.url},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "perlmutter is active" in done.stdout and "COMPLETED" in done.stdout
+    assert "command says hi" in done.stdout

@@ -41,11 +41,13 @@ exec 9>"$STATE/.lock"
 flock 9                                       # parallel callers: one builder at a time
 
 # ---- 1. packages ------------------------------------------------------------------
+# installed, not just known: a removed package keeps its config files ("rc") and `dpkg -s`
+installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
 need=()
 for p in podman runc conmon containernetworking-plugins catatonit busybox-static; do
-  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+  installed "$p" || need+=("$p")
 done
-if [ "$WITH_PYTHON" = 1 ]; then dpkg -s debootstrap >/dev/null 2>&1 || need+=(debootstrap); fi
+if [ "$WITH_PYTHON" = 1 ]; then installed debootstrap || need+=(debootstrap); fi
 if [ ${#need[@]} -gt 0 ]; then
   log "installing: ${need[*]}"
   t0=$(date +%s.%N)

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from hexflow.cli import remote
 from hexflow.cli.common import JsonOpt, console, out
 from hexflow.cli.common import fail as _fail
 from hexflow.cli.common import guard as _guard
@@ -58,7 +59,25 @@ def _main(
             help="SQLAlchemy URL of the store (default SQLite in --home).",
         ),
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar="HEXFLOW_SERVER",
+            help="Work against this hexflow server (run, status, tasks, logs, cancel, queue).",
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            envvar="HEXFLOW_TOKEN_FILE",
+            help="The --server token, in a file only you may read (default "
+            "~/.config/hexflow/token).",
+        ),
+    ] = None,
 ) -> None:
+    remote.remember(ctx, server, token_file)
     env = dict(os.environ)
     if home:
         env["HEXFLOW_HOME"] = str(home)
@@ -119,6 +138,8 @@ def run(
             ),
             2,
         )
+    if remote.wanted(ctx):
+        remote.run(ctx, file, _parse_params(param or []), as_json)
     suffix = file.suffix.lower()
     with live_progress(console, enabled=not as_json and console.is_terminal):
         if suffix == ".py":
@@ -219,6 +240,9 @@ def status(
     """List recent runs, or show one run with task counts by state."""
     from hexflow.flow.runtime import make_store
 
+    if remote.wanted(ctx):
+        return remote.status(ctx, run_id, limit, as_json)
+
     settings = _settings(ctx)
     store = _guard(lambda: make_store(settings))
     try:
@@ -249,6 +273,9 @@ def tasks(
     """List the tasks of a run: state, attempts, duration, exit code, error."""
     from hexflow.flow.runtime import make_store
 
+    if remote.wanted(ctx):
+        return remote.tasks(ctx, run_id, state, as_json)
+
     store = _guard(lambda: make_store(_settings(ctx)))
     try:
         records = _guard(lambda: store.load_tasks(run_id))
@@ -273,6 +300,9 @@ def logs(
 ) -> None:
     """Print a task's stdout and stderr (per attempt), optionally following it live."""
     from hexflow.flow.runtime import log_paths, make_store
+
+    if remote.wanted(ctx):
+        return remote.logs(ctx, run_id, task, follow, attempt, as_json)
 
     store = _guard(lambda: make_store(_settings(ctx)))
     try:
@@ -348,6 +378,8 @@ def cancel(
     run_ref = target
     if task is None and "/" in target:
         run_ref, task = target.split("/", 1)
+    if remote.wanted(ctx):
+        return remote.cancel(ctx, run_ref, task, as_json)
     result = _guard(lambda: do_cancel(_settings(ctx), run_ref, task))
     if as_json:
         print_json(result)

@@ -53,6 +53,10 @@ def queue(
 
     if limit < 1 or runs < 1:
         guard(lambda: _bad("--limit and --runs must be at least 1"))
+    from hexflow.cli import remote
+
+    if remote.wanted(ctx):
+        return remote.queue(ctx, run_id, limit, as_json)
     store = guard(lambda: make_store(settings_of(ctx)))
     now = time.time()
     try:

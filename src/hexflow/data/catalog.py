@@ -18,7 +18,12 @@ from typing import Any
 from hexflow.data.backends import Backend
 from hexflow.data.checksum import ALGO, digest_of, new_hasher
 from hexflow.data.errors import DataError, DataInputError, DataNotFound
-from hexflow.data.manifest import PID_PREFIX, manifest_digest, search_text, version_pid
+from hexflow.data.manifest import (
+    PID_PREFIX,
+    manifest_digest,
+    search_text,
+    version_pid,
+)
 from hexflow.data.tiers import Location, TierSpec
 from hexflow.data.transfers import Progress, TransferManager
 from hexflow.errors import SpecError, StoreError
@@ -239,9 +244,16 @@ class Catalog:
         meta: Mapping[str, str] | None = None,
         limit: int = 50,
         all_projects: bool = False,
+        order: str = "newest",
     ) -> list[VersionRecord]:
+        """Versions matching every filter, newest first; ``order="relevance"`` puts the
+        best full-text matches first (it ranks every match: slower on a large catalog)."""
         if limit < 1:
-            raise DataInputError("--limit must be at least 1")
+            raise DataInputError("--limit must be at least 1", field="limit")
+        if order not in ("newest", "relevance"):
+            raise DataInputError(f"order must be newest or relevance, not {order!r}", field="order")
+        if order == "relevance" and not (text and text.strip()):
+            raise DataInputError("ordering by relevance needs words to search for", field="order")
         try:
             return self.db.catalog.search(
                 project=None if all_projects else self.project,
@@ -249,6 +261,7 @@ class Catalog:
                 name=name,
                 meta=dict(meta or {}),
                 limit=limit,
+                order=order,
             )
         except StoreError as exc:
             raise DataInputError(exc.message, hint="metadata filters look like key=value") from None

@@ -56,6 +56,8 @@ class Placement:
         config: PolicyConfig | None = None,
         node: str | None = None,
         places_work: bool = False,
+        site: str = "site",
+        default_walltime: float | None = None,
     ) -> None:
         self.capacity = capacity
         # The executor's backend places work itself (Slurm): a multi-node task is one
@@ -63,13 +65,16 @@ class Placement:
         self.places_work = places_work
         self.node = node or socket.gethostname() or "local"
         self._nodes = (self.node,)
-        self.cluster = Cluster.single_pool(
-            [Node(self.node, capacity.cpus, capacity.gpus, capacity.memory)]
-        )
+        self.site = site  # the site this placement places at: a Site of its own cluster
+        # what a task without a time limit is taken to need (a site's default_walltime)
+        self._unknown_walltime = default_walltime or UNKNOWN_WALLTIME
+        self._leaves_at: float | None = None  # a planned outage: work must end by then
+        self.cluster = self._cluster()
         self.config = config or PolicyConfig()
         self.queue = ReadyQueue()
         self.free = capacity
         self._pending: dict[str, _Queued] = {}
+        self._queued_cpus = 0.0
         self._as_pending: dict[str, PendingTask] = {}
         self._running: dict[str, RunningTask] = {}
         # queued tasks only the full policy handles: a deadline (admission, EDF), or a
@@ -84,6 +89,25 @@ class Placement:
     def __len__(self) -> int:
         return len(self.queue)
 
+    def _cluster(self) -> Cluster:
+        cap = self.capacity
+        node = Node(self.node, cap.cpus, cap.gpus, cap.memory, leaves_at=self._leaves_at)
+        return Cluster.single_pool([node], site=self.site)
+
+    def leaves_at(self, when: float | None) -> None:
+        """The site leaves at ``when`` (a planned outage; None: no end planned): from now
+        on every pass goes through the policy, which starts only work that ends by then."""
+        if when != self._leaves_at:
+            self._leaves_at = when
+            self.cluster = self._cluster()
+
+    def queued(self) -> list[str]:
+        """The ids of the tasks queued here, in no particular order."""
+        return list(self._pending)
+
+    def queued_cpus(self) -> float:
+        return max(0.0, round(self._queued_cpus, 9))
+
     # -- the queue --------------------------------------------------------------------
 
     def push(
@@ -92,6 +116,7 @@ class Placement:
         """Queue a ready task (``deadline``: absolute time, or None)."""
         spec = self._one_node(spec)
         self._pending[task_id] = (spec, submit_time, deadline)
+        self._queued_cpus += spec.resources.cpus
         if deadline is not None or spec.qos.may_preempt:
             self._special += 1
         self.queue.push(task_id, spec.resources, spec.qos.priority, deadline)
@@ -110,6 +135,8 @@ class Placement:
 
     def _forget(self, task_id: str) -> _Queued | None:
         queued = self._pending.pop(task_id, None)
+        if queued is not None:
+            self._queued_cpus -= queued[0].resources.cpus
         if queued is not None and (queued[2] is not None or queued[0].qos.may_preempt):
             self._special -= 1
         self._as_pending.pop(task_id, None)
@@ -124,7 +151,7 @@ class Placement:
             task = self._as_pending[task_id] = PendingTask(
                 task_id,
                 spec.resources,  # one node: this machine, or one submission (places_work)
-                walltime=walltime or UNKNOWN_WALLTIME,
+                walltime=walltime or self._unknown_walltime,
                 qos=spec.qos,
                 submit_time=submit_time,
                 deadline=deadline,
@@ -138,6 +165,7 @@ class Placement:
         """Count a task that already runs (started at ``started``), as a pass would have."""
         spec = self._one_node(spec)
         self._pending[task_id] = (spec, started, None)
+        self._queued_cpus += spec.resources.cpus
         if spec.qos.may_preempt:
             self._special += 1
         self._run(task_id, started)
@@ -154,7 +182,7 @@ class Placement:
             task_id,
             (Slot(self.node, r.cpus, r.gpus, r.memory),),
             started=now,
-            expected_end=now + (_walltime(spec) or UNKNOWN_WALLTIME),
+            expected_end=now + (_walltime(spec) or self._unknown_walltime),
             qos=qos,
             preemptible=preemptible,
         )
@@ -230,7 +258,7 @@ class Placement:
         preemptible, and the preemptor waits for them without being offered again.
         """
         decisions: list[Decision] = []
-        if not self._special:
+        if not self._special and self._leaves_at is None:
             started, _ = self.queue.place(self.free, strict=True)
             for task_id in started:
                 self._run(task_id, now)

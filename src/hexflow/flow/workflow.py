@@ -242,9 +242,7 @@ class Workflow:
             raise SpecError(
                 f"workflow {self.name!r} has no tasks", hint="call some tasks inside it"
             )
-        self.remote = client.submit_workflow(
-            self, project=project, idempotency_key=idempotency_key
-        )
+        self.remote = client.submit_workflow(self, project=project, idempotency_key=idempotency_key)
         return self.remote
 
     def task_record(self, task_id: str) -> TaskRecord | None:

@@ -17,6 +17,9 @@ from typing import Any
 from hexflow.errors import SpecError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Metadata filters are answered by an index of (key path, value) pairs up to these lengths
+# (``model.datasets.meta_pairs``); longer ones by reading the JSON.
+META_KEY_MAX, META_VALUE_MAX = 128, 200
 
 # DataCite / schema.org core: key -> expected JSON type (``list`` means a list of strings).
 CORE_FIELDS: dict[str, type] = {
@@ -180,3 +183,35 @@ class LineageEdge:
             "output": self.output,
             "depth": self.depth,
         }
+
+
+def meta_value(value: Any) -> str:
+    """How a scalar of the metadata is written in the filter index (and compared)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    return str(value)
+
+
+def meta_pairs(metadata: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """Every (dotted key path, scalar value) of the metadata; a list gives one pair per
+    element (``keywords=ocean`` finds ``{"keywords": ["ocean", "ice"]}``), a list of objects
+    the pairs of each (``creators.name=Ada``). Pairs too long to index are left out: a
+    filter on such a value is answered from the JSON instead."""
+    out: set[tuple[str, str]] = set()
+
+    def walk(key: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                walk(f"{key}.{k}" if key else str(k), v)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                walk(key, v)
+        elif key and value is not None:
+            text = meta_value(value)
+            if len(key) <= META_KEY_MAX and len(text) <= META_VALUE_MAX:
+                out.add((key, text))
+
+    walk("", metadata)
+    return out

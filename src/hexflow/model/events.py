@@ -21,9 +21,11 @@ SCHEDULE_FIRED = "schedule.fired"
 FILE_ARRIVED = "file.arrived"
 FUNCTION_INVOKED = "function.invoked"
 FUNCTION_FINISHED = "function.finished"
-# Reserved for the data and sites subsystems (nothing emits them yet).
-DATASET_VERSION_CREATED = "dataset.version_created"
+# A task moved between sites (engine, with the reason); a site changed state (engine).
+TASK_MOVED = "task.moved"
 SITE_STATE_CHANGED = "site.state_changed"
+# Reserved for the data subsystem (nothing emits it yet).
+DATASET_VERSION_CREATED = "dataset.version_created"
 
 OTHER_KINDS = frozenset(
     {
@@ -34,6 +36,7 @@ OTHER_KINDS = frozenset(
         FUNCTION_FINISHED,
         DATASET_VERSION_CREATED,
         SITE_STATE_CHANGED,
+        TASK_MOVED,
     }
 )
 

@@ -14,6 +14,31 @@ from hexflow.model.spec import TaskSpec
 from hexflow.model.states import RunState, TaskState, check_run_transition, check_task_transition
 
 
+@dataclass(frozen=True, slots=True)
+class TaskMove:
+    """A task moved from one site to another (``to`` None: it waits for an available site);
+    ``attempt``: the attempt that was stopped there, None when it had not started."""
+
+    at: float
+    source: str
+    to: str | None
+    reason: str
+    attempt: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "from": self.source,
+            "to": self.to,
+            "reason": self.reason,
+            "attempt": self.attempt,
+        }
+
+    @classmethod
+    def of(cls, item: dict[str, Any]) -> TaskMove:
+        return cls(item["at"], item["from"], item.get("to"), item["reason"], item.get("attempt"))
+
+
 @dataclass(slots=True)
 class TaskRecord:
     run_id: str
@@ -37,6 +62,8 @@ class TaskRecord:
     preemptions: int = 0  # attempts stopped by preemption (requeued; not retries)
     image: str | None = None  # the container image the latest attempt ran in
     image_digest: str | None = None  # ...and its digest (provenance)
+    site: str | None = None  # the site it is queued or runs at (or last ran at)
+    moves: tuple[TaskMove, ...] = ()  # its moves between sites, oldest first
 
     @property
     def id(self) -> str:
@@ -85,6 +112,8 @@ class TaskRecord:
             "preemptions": self.preemptions,
             "image": self.image,
             "image_digest": self.image_digest,
+            "site": self.site,
+            "moves": [m.as_dict() for m in self.moves],
         }
 
 

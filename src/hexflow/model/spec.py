@@ -66,6 +66,7 @@ class TaskSpec:
     tags: Mapping[str, str] = field(default_factory=dict)
     image: str | None = None  # run inside this container image (executors/containers)
     mounts: tuple[str, ...] = ()  # bind mounts of a container task, "src:/dst:ro|rw"
+    sites: tuple[str, ...] = ()  # the sites it may run at (one: pinned); empty: any site
 
     def __post_init__(self) -> None:
         if not self.id or not isinstance(self.id, str):
@@ -116,6 +117,10 @@ class TaskSpec:
             )
         if self.image is not None or self.mounts:
             self._check_container()
+        if self.sites:
+            from hexflow.model.sites import site_names
+
+            object.__setattr__(self, "sites", site_names(sites=list(self.sites), where=self.name))
 
     def _check_container(self) -> None:
         if self.image is not None:

@@ -41,13 +41,12 @@ def too_large(shape: Shape, limits: Limits) -> bool:
 def refusal(task: PendingTask, now: float, config: PolicyConfig, limits: Limits) -> str | None:
     """Why ``task`` is refused now, or None."""
     end = now + task.walltime
-    if config.admission and task.deadline is not None and end > task.deadline:
-        if not task.best_effort:
-            return (
-                f"deadline {task.deadline:g} cannot be met: started now ({now:g}) with "
-                f"walltime {task.walltime:g} s it ends at {end:g}; submit with best_effort "
-                "to run it anyway"
-            )
+    deadline = task.deadline
+    if config.admission and deadline is not None and end > deadline and not task.best_effort:
+        return (
+            f"deadline {deadline:g} cannot be met: started now ({now:g}) with walltime "
+            f"{task.walltime:g} s it ends at {end:g}; submit with best_effort to run it anyway"
+        )
     r = task.resources
     nodes_up, most = limits
     if r.nodes > nodes_up:
@@ -71,18 +70,16 @@ def rejections(
         if shape is not None and order.shape_count[sid] and too_large(shape, limits)
     }
     refused: list[tuple[int, PendingTask]] = []
+    seq_of, sid_of = order.seq_of, order.shape_ids
     if bad_shapes:
-        ids = order.shape_ids
-        seq_of = order.seq_of
         refused = [
-            (seq_of[t.task_id], t) for t in order.entries.values() if ids[t.shape] in bad_shapes
+            (seq_of[t.task_id], t) for t in order.entries.values() if sid_of[t.shape] in bad_shapes
         ]
     if config.admission:
-        seq_of, ids_of = order.seq_of, order.shape_ids
         for task_id, task in order.deadlines.items():
             assert task.deadline is not None
             if now + task.walltime > task.deadline and not (
-                bad_shapes and ids_of[task.shape] in bad_shapes  # already refused
+                bad_shapes and sid_of[task.shape] in bad_shapes  # already refused
             ):
                 refused.append((seq_of[task_id], task))
     if not refused:
@@ -100,7 +97,7 @@ def rejections(
             bad_gangs.setdefault(task.gang, f"gang {task.gang}: member {task.task_id}: {reason}")
     if bad_gangs:
         members = sorted(
-            (order.seq_of[t.task_id], t)
+            (seq_of[t.task_id], t)
             for gang in bad_gangs
             for t in order.gangs[gang].values()
             if t.task_id not in ids

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from operator import attrgetter
 
 from hexflow.model import QoS
@@ -148,34 +149,51 @@ class QueueOrder:
 
     def extend(self, tasks: Iterable[PendingTask]) -> None:
         """``add`` each task in turn; buckets are sorted once, when next read."""
-        entries, seq_of = self.entries, self.seq_of
-        shape_ids, counts = self.shape_ids, self.shape_count
-        buckets, by_project, edf = self.buckets, self.by_project, self.edf
-        for task in tasks:
-            task_id = task.task_id
-            if task_id in entries:
-                self.remove(task_id)
-            seq = self.seq = self.seq + 1
-            entries[task_id] = task
-            seq_of[task_id] = seq
-            sid = shape_ids.get(task.shape)
-            if sid is None:
-                sid = self.sid(task.shape)
-            counts[sid] += 1
+        tasks = list(tasks)
+        ids = [t.task_id for t in tasks]
+        entries = self.entries
+        if not entries.keys().isdisjoint(ids) or len(set(ids)) != len(ids):
+            for task in tasks:  # replacements: one by one, as ``add`` would
+                self.add(task)
+            return
+        first = self.seq + 1
+        self.seq += len(tasks)
+        entries.update(zip(ids, tasks))
+        self.seq_of.update(zip(ids, range(first, first + len(tasks))))
+        shapes = [t.shape for t in tasks]
+        for shape in set(shapes).difference(self.shape_ids):
+            self.sid(shape)
+        sids = list(map(self.shape_ids.__getitem__, shapes))
+        counts = self.shape_count
+        for sid, n in Counter(sids).items():
+            counts[sid] += n
+        for k in [k for k, t in enumerate(tasks) if t.gang is not None]:
+            task = tasks[k]
+            self.gangs.setdefault(task.gang, {})[task.task_id] = task  # type: ignore[arg-type]
+            sids[k] = GANG
+        self.deadlines.update(
+            (t.task_id, t) for t in tasks if t.deadline is not None and not t.best_effort
+        )
+        # Grouped by bucket in one pass, then each bucket's columns in one go.
+        groups: dict[tuple[QoS, str], list[int]] = {}
+        by_project = self.by_project
+        for k, task in enumerate(tasks):
             qos = task.qos
-            project = task.project if by_project[qos] else ""
-            bucket = buckets[qos].get(project)
+            key = (qos, task.project if by_project[qos] else "")
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [k]
+            else:
+                group.append(k)
+        for (qos, project), members in groups.items():
+            bucket = self.buckets[qos].get(project)
             if bucket is None:
-                bucket = buckets[qos][project] = Bucket(edf[qos])
-            if task.gang is not None:
-                self.gangs.setdefault(task.gang, {})[task_id] = task
-                sid = GANG
-            if task.deadline is not None and not task.best_effort:
-                self.deadlines[task_id] = task
-            bucket.tasks.append(task)
-            bucket.seqs.append(seq)
-            bucket.walls.append(task.walltime)
-            bucket.sids.append(sid)
+                bucket = self.buckets[qos][project] = Bucket(self.edf[qos])
+            mine = [tasks[k] for k in members]
+            bucket.tasks.extend(mine)
+            bucket.seqs.extend([first + k for k in members])
+            bucket.walls.extend([t.walltime for t in mine])
+            bucket.sids.extend([sids[k] for k in members])
             bucket.sorted = False
 
     def remove(self, task_id: str) -> PendingTask | None:
@@ -266,7 +284,7 @@ class QueueOrder:
         share = self.usage.get(task.project, 0.0) if self.fair else 0.0
         return (deadline, share, task.submit_time, seq)
 
-    def _keyer(self, bucket: Bucket):  # type: ignore[no-untyped-def]
+    def _keyer(self, bucket: Bucket) -> Callable[[int], tuple[float, ...]]:
         usage, fair = self.usage, self.fair
         return lambda k: bucket.key(k, usage, fair)
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 
 from hexflow.model import QoS
 from hexflow.scheduler.admission import Limits, rejections
+from hexflow.scheduler.bookings import Bookings
 from hexflow.scheduler.capacity import Capacity
 from hexflow.scheduler.decisions import (
     Decision,
@@ -29,7 +30,7 @@ from hexflow.scheduler.decisions import (
 )
 from hexflow.scheduler.ordering import CLASSES, DEAD, Bucket, QueueOrder
 from hexflow.scheduler.preemption import VictimIndex, Victims
-from hexflow.scheduler.reservation import Bookings, Extra, Planner, Started
+from hexflow.scheduler.reservation import Extra, Planner, Started
 
 # (node index, cpus, gpus, memory, exclusive, extra before): what ``_commit`` changed
 _Undo = list[tuple[int, float, int, int, bool, Extra | bool]]
@@ -217,7 +218,7 @@ class Pass:
                     continue
                 if cpus > extra[0] or gpus > extra[1] or memory > extra[2]:
                     continue
-            if False:
+            if i in booked and not bookings.fits(i, self.now, end, task.shape):  # type: ignore[union-attr]
                 continue
             chosen.append(i)
             if len(chosen) == count:

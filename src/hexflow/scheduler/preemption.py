@@ -96,12 +96,28 @@ class VictimIndex:
         self.on_node = victims.on_node
         self.sums = victims.sums
         self.order = victims.order
-        # (shape, walltime) -> (positions in ``order`` not yet found useless for such a
-        # task, position where its last scan stopped). A node only loses room during a
-        # pass, so one that failed a task fails it again: each node is tried once per key.
-        self.scans: dict[tuple[Shape, float], tuple[list[int], int]] = {}
-        self.settled = 0  # every node before this position in ``order`` is set aside
+        # shape -> (positions in ``order`` not yet found useless for such a task, how far
+        # its scan of ``reachable`` got). A node only loses room during a pass, so one that
+        # failed a shape fails it again: each node is tried once per shape (one that only
+        # leaves too soon is kept: a shorter task may still use it).
+        self.scans: dict[Shape, tuple[list[int], int]] = {}
+        # (whole node, cpus) -> positions in ``order`` of the nodes that, when first
+        # asked, could make that room at all (free + all victims; no other holder)
+        self.reachable: dict[tuple[bool, float], list[int]] = {}
         self.preempted: set[str] = set()
+
+    def _reachable(self, exclusive: bool, cpus: float) -> list[int]:
+        found = self.reachable.get((exclusive, cpus))
+        if found is None:
+            on_node, sums = self.on_node, self.sums
+            free_cpus, holders = self.table.free_cpus, self.table.holders
+            found = self.reachable[exclusive, cpus] = [
+                position
+                for position, i in enumerate(self.order)
+                if not (exclusive and len(on_node[i]) != holders[i])
+                and cpus <= free_cpus[i] + sums[i]
+            ]
+        return found
 
     def choose(
         self, task: PendingTask, reserved: Mapping[int, object], at: float
@@ -113,7 +129,7 @@ class VictimIndex:
         """
         count = task.resources.nodes
         end = at + task.walltime
-        key = (task.shape, task.walltime)
+        key = task.shape
         viable, resume = self.scans.get(key, ([], 0))
         order = self.order
         kept: list[int] = []
@@ -122,7 +138,11 @@ class VictimIndex:
 
         cpus, exclusive = task.resources.cpus, task.exclusive
         on_node, sums = self.on_node, self.sums
-        free_cpus, holders = self.table.free_cpus, self.table.holders
+        free_cpus, holders, leaves_at = (
+            self.table.free_cpus,
+            self.table.holders,
+            self.table.leaves_at,
+        )
 
         def take(position: int) -> bool:
             """Try one node; True once the task has all its nodes."""
@@ -131,7 +151,10 @@ class VictimIndex:
             # a node with other holders cannot be emptied.
             if (exclusive and len(on_node[i]) != holders[i]) or cpus > free_cpus[i] + sums[i]:
                 return False
-            victims = self._room(i, task.shape, end, reserved)
+            if leaves_at[i] < end:
+                kept.append(position)
+                return False
+            victims = self._room(i, task.shape, reserved)
             if victims is None:
                 return False  # useless for this key from now on
             kept.append(position)
@@ -147,12 +170,20 @@ class VictimIndex:
             k += 1
         kept.extend(viable[k:])
         usable = self.table.usable
-        while self.settled < len(order) and not usable[order[self.settled]]:
-            self.settled += 1  # set aside for an earlier task: no task can use it again
-        position = max(resume, self.settled)
-        while position < len(order) and not done:
-            done = take(position)
+        reachable = self._reachable(exclusive, cpus)
+        position, n = resume, len(reachable)
+        while position < n and not done:
+            p = reachable[position]
+            i = order[p]
             position += 1
+            # the quick refusals of ``take``, inline: most nodes of a first scan fail them
+            if (
+                not usable[i]  # set aside for an earlier task
+                or (exclusive and len(on_node[i]) != holders[i])
+                or cpus > free_cpus[i] + sums[i]
+            ):
+                continue
+            done = take(p)
         self.scans[key] = (kept, position)
         if not done:
             return None
@@ -163,12 +194,11 @@ class VictimIndex:
         self,
         i: int,
         shape: Shape,
-        end: float,
         reserved: Mapping[int, object],
     ) -> list[str] | None:
         """The victims that make room for one node of ``shape`` on node ``i``, or None."""
         table = self.table
-        if not table.usable[i] or table.leaves_at[i] < end or i in reserved:
+        if not table.usable[i] or i in reserved:
             return None
         cpus, gpus, memory, _, exclusive = shape
         fc, fg, fm = table.free_cpus[i], table.free_gpus[i], table.free_memory[i]

@@ -1,31 +1,32 @@
 """Reservations: the earliest time a blocked task (or a whole gang) fits, and on which nodes.
 
-``Planner.earliest`` walks the ends of running work (and of work started in this pass) in time
-order, tracking what each node will have free; the first time at which every member fits
-on specific nodes (first fit in cluster order, nodes that do not leave before the
-member's walltime ends) is the reservation. Gang members share one start time. With
-conservative backfilling, ``Bookings`` holds the reservations already made in the pass;
-a node with bookings fits a request over [start, end) only if, at every instant, what
-runs there, what is booked there and the request all fit. Pure: no clock.
+``Planner.earliest`` walks the ends of running work (and of work started in this pass)
+in time order, tracking what each node will have free; the first time at which every
+member fits on specific nodes (first fit in cluster order, on nodes that do not leave
+before the member's walltime ends) is the reservation. Gang members share one start
+time and may share nodes. With conservative backfilling the pass's ``Bookings`` count
+too: a booked node must fit the whole window. Pure: no clock.
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from hexflow.scheduler.capacity import Capacity, Ending
+from hexflow.scheduler.bookings import Booking, Bookings
+from hexflow.scheduler.capacity import Ending
 from hexflow.scheduler.cluster import FreeNodes
 from hexflow.scheduler.decisions import PendingTask, Shape
 
 # (end, node, cpus, gpus, memory): work started in this pass
 Started = tuple[float, int, float, int, int]
-# (start, end, cpus, gpus, memory, whole node): one booking on one node
-Booking = tuple[float, float, float, int, int, bool]
 # what stays free on a reserved node once the reservation has its share (None: whole)
 Extra = tuple[float, int, int] | None
+# (time, nodes whose room grew then, whether a booking ended then)
+_Step = tuple[float, list[int], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,94 +34,6 @@ class Reservation:
     at: float
     nodes: list[list[int]]  # per member, in the members' order
     extras: dict[int, Extra]  # reserved node -> what stays free there at ``at``
-
-
-class Bookings:
-    """The pass's reservations per node, for conservative backfilling."""
-
-    def __init__(self, table: FreeNodes, capacity: Capacity, now: float) -> None:
-        self.table, self.capacity, self.now = table, capacity, now
-        self.on_node: dict[int, list[Booking]] = {}
-        self.ends: list[float] = []  # sorted: when some booking ends (a check point)
-        self.started_on: dict[int, list[tuple[float, float, int, int]]] = {}
-        self._base: dict[int, list[tuple[float, float, int, int]]] = {}
-
-    def book(self, i: int, start: float, end: float, shape: Shape) -> None:
-        cpus, gpus, memory, _, whole = shape
-        t = self.table
-        if whole:
-            cpus, gpus, memory = t.cap_cpus[i], t.cap_gpus[i], t.cap_memory[i]
-        self.on_node.setdefault(i, []).append((start, end, cpus, gpus, memory, whole))
-        bisect.insort(self.ends, end)
-
-    def started(self, i: int, end: float, cpus: float, gpus: int, memory: int) -> None:
-        self.started_on.setdefault(i, []).append((end, cpus, gpus, memory))
-        self._base.pop(i, None)
-
-    def unstarted(self, i: int) -> None:
-        self.started_on[i].pop()
-        self._base.pop(i, None)
-
-    def fits(
-        self, i: int, start: float, end: float, shape: Shape, extra: Sequence[Booking] = ()
-    ) -> bool:
-        """Whether one node's share of ``shape`` fits on node ``i`` over [start, end)."""
-        return self.conflict(i, start, end, shape, extra) is None
-
-    def conflict(
-        self, i: int, start: float, end: float, shape: Shape, extra: Sequence[Booking] = ()
-    ) -> float | None:
-        """None if ``shape`` fits on node ``i`` over [start, end); else a time before which
-        no window of that length fits there unless running work on the node ends first
-        (bookings do not move within a pass)."""
-        cpus, gpus, memory, _, whole = shape
-        booked = [b for b in (*self.on_node.get(i, ()), *extra) if b[0] < end and b[1] > start]
-        after_start = math.nextafter(start, math.inf)
-        if whole:
-            if booked:
-                return max(b[1] for b in booked)
-            return None if self._base_at(i, start)[3] == 0 else after_start
-        if any(b[5] for b in booked):
-            return max(b[1] for b in booked if b[5])
-        points = [start, *sorted({b[0] for b in booked if b[0] > start})]
-        for at in points:
-            fc, fg, fm, _ = self._base_at(i, at)
-            for b in booked:
-                if b[0] <= at < b[1]:
-                    fc, fg, fm = fc - b[2], fg - b[3], fm - b[4]
-            if cpus > fc or gpus > fg or memory > fm:
-                if at > start:  # too full at ``at``: no window holding it fits
-                    return math.nextafter(at, math.inf)
-                # Too full at the start: until a booking there ends (or running work
-                # ends, which the caller watches for).
-                return min((b[1] for b in booked if b[0] <= at), default=after_start)
-        return None
-
-    def _base_at(self, i: int, at: float) -> tuple[float, int, int, int]:
-        """(cpus, gpus, memory, holders) free on node ``i`` at ``at`` without bookings."""
-        t = self.table
-        ends = self._base.get(i)
-        if ends is None:
-            after_now = math.nextafter(self.now, math.inf)
-            ends = []
-            for r, s in self.capacity.held_on(i):
-                e = r.expected_end if r.expected_end > self.now else after_now
-                if s.exclusive:
-                    ends.append((e, t.cap_cpus[i], t.cap_gpus[i], t.cap_memory[i]))
-                else:
-                    ends.append((e, s.cpus, s.gpus, s.memory))
-            ends.extend(self.started_on.get(i, ()))
-            ends.sort(key=lambda e: e[0])
-            self._base[i] = ends
-        fc, fg, fm, holders = t.free_cpus[i], t.free_gpus[i], t.free_memory[i], t.holders[i]
-        for e, c, g, m in ends:
-            if e > at:
-                break
-            fc = min(fc + c, t.cap_cpus[i])
-            fg = min(fg + g, t.cap_gpus[i])
-            fm = min(fm + m, t.cap_memory[i])
-            holders -= 1
-        return fc, fg, fm, holders
 
 
 class Planner:
@@ -136,7 +49,11 @@ class Planner:
     ) -> None:
         self.table, self.endings, self.started = table, endings, started
         self.now, self.bookings = now, bookings
-        self.mortal = [i for i, at in enumerate(table.leaves_at) if at < math.inf]
+        # nodes that leave, by leave time: those leaving before some time are a prefix
+        mortal = sorted((at, i) for i, at in enumerate(table.leaves_at) if at < math.inf)
+        self.mortal_at = [at for at, _ in mortal]
+        self.mortal = [i for _, i in mortal]
+        self.avail: dict[int, list[float]] = {}
 
     def earliest(
         self, candidates: Iterable[int], members: Sequence[PendingTask]
@@ -145,58 +62,26 @@ class Planner:
 
         None when they never fit with what runs now (their nodes leave first).
         """
-        table, bookings = self.table, self.bookings
+        self.avail = {}
         shapes = [m.shape for m in members]
-        avail: dict[int, list[float]] = {}
-        cap_cpus, cap_gpus, cap_memory = table.cap_cpus, table.cap_gpus, table.cap_memory
-        usable, leaves_at = table.usable, table.leaves_at
-
-        def state(i: int) -> list[float]:
-            a = avail.get(i)
-            if a is None:
-                a = avail[i] = [
-                    table.free_cpus[i],
-                    table.free_gpus[i],
-                    table.free_memory[i],
-                    table.holders[i],
-                ]
-            return a
-
-        fitting = [{i for i in candidates if usable[i] and _fits(state(i), s)} for s in shapes]
+        usable = self.table.usable
+        fitting = [
+            {i for i in candidates if usable[i] and _fits(self._state(i), s)} for s in shapes
+        ]
+        if self.bookings is not None and len(members) == 1:
+            return self._earliest_booked(fitting[0], members[0])
+        booked = self.bookings.on_node if self.bookings is not None else {}
         ordered: list[list[int] | None] = [None] * len(shapes)  # sorted(fitting[k]), kept
-        booked = bookings.on_node if bookings is not None else {}
-        blocked: dict[int, float] = {}  # booked node -> no window of this task fits before
-        group: list[int] = []
-        events = _events(self.endings, self.started, bookings.ends if bookings else [], self.now)
-        pending = next(events, None)
-        while pending is not None:
-            at = pending[0]
-            group.clear()
+        for at, grown, booking_ended in self._walk():
             # Worth a new look only if a node newly fits, a booked node gains room, or a
             # booking ends: otherwise the answer is what it was at the previous time.
-            changed = False
-            while pending is not None and pending[0] == at:
-                _, i, c, g, m = pending
-                pending = next(events, None)
-                if i < 0:
-                    changed = True  # a booking ends: a check point only
-                    continue
-                if not usable[i]:
-                    continue  # set aside for a preempting task
-                a = state(i)
-                a[0] = min(a[0] + c, cap_cpus[i])
-                a[1] = min(a[1] + g, cap_gpus[i])
-                a[2] = min(a[2] + m, cap_memory[i])
-                a[3] -= 1
-                group.append(i)
-                blocked.pop(i, None)  # room grew: look again
-            for i in group:
-                a = avail[i]
+            changed = booking_ended
+            for i in grown:
+                a = self.avail[i]
                 for k, s in enumerate(shapes):
                     if _fits(a, s):
-                        f = fitting[k]
-                        if i not in f:
-                            f.add(i)
+                        if i not in fitting[k]:
+                            fitting[k].add(i)
                             changed = True
                             sorted_k = ordered[k]
                             if sorted_k is not None:
@@ -206,26 +91,143 @@ class Planner:
             if not changed or any(len(f) < s[3] for f, s in zip(fitting, shapes, strict=True)):
                 continue
             for k, m in enumerate(members):
-                f, end = fitting[k], at + m.walltime
-                leaving = [i for i in self.mortal if leaves_at[i] < end and i in f]
-                if leaving:
-                    f.difference_update(leaving)
+                if self._drop_leaving(fitting[k], at + m.walltime):
                     ordered[k] = None
             if any(len(f) < s[3] for f, s in zip(fitting, shapes, strict=True)):
                 continue
-            for k, f in enumerate(fitting):
-                if ordered[k] is None:
-                    ordered[k] = sorted(f)
-            lists = [o for o in ordered if o is not None]
-            if len(members) == 1 and not booked:
+            lists = [sorted(f) if o is None else o for f, o in zip(fitting, ordered, strict=True)]
+            ordered = list(lists)
+            if len(members) == 1:
                 nodes = [lists[0][: shapes[0][3]]]
             else:
-                placed = _together(members, lists, avail, at, bookings, blocked)
+                placed = self._together(members, lists, at)
                 if placed is None:
                     continue
                 nodes = placed
-            return Reservation(at, nodes, _extras(avail, members, nodes))
+            return Reservation(at, nodes, _extras(self.avail, members, nodes))
         return None
+
+    def _earliest_booked(self, fitting: set[int], task: PendingTask) -> Reservation | None:
+        """``earliest`` for one task among bookings: a booked node found too full is not
+        looked at again until running work there ends or the time it named has come."""
+        bookings = self.bookings
+        assert bookings is not None
+        booked = bookings.on_node
+        shape, count = task.shape, task.shape[3]
+        ready = fitting  # fits with what runs, and not known to be blocked by bookings
+        blocked: dict[int, float] = {}  # node -> no window of this task fits before
+        retries: list[tuple[float, int]] = []
+        for at, grown, booking_ended in self._walk():
+            changed = booking_ended
+            for i in grown:
+                if _fits(self.avail[i], shape) and (i not in ready or i in blocked):
+                    ready.add(i)
+                    blocked.pop(i, None)
+                    changed = True
+            while retries and retries[0][0] <= at:
+                until, i = heapq.heappop(retries)
+                if blocked.get(i) == until:
+                    del blocked[i]
+                    ready.add(i)
+                    changed = True
+            if not changed or len(ready) < count:
+                continue
+            self._drop_leaving(ready, at + task.walltime)
+            end = at + task.walltime
+            chosen: list[int] = []
+            for i in sorted(ready):
+                if i in booked:
+                    conflict = bookings.conflict(i, at, end, shape)
+                    if conflict is not None:
+                        ready.discard(i)
+                        blocked[i] = conflict
+                        heapq.heappush(retries, (conflict, i))
+                        continue
+                chosen.append(i)
+                if len(chosen) == count:
+                    return Reservation(at, [chosen], {})
+        return None
+
+    def _state(self, i: int) -> list[float]:
+        a = self.avail.get(i)
+        if a is None:
+            t = self.table
+            a = self.avail[i] = [t.free_cpus[i], t.free_gpus[i], t.free_memory[i], t.holders[i]]
+        return a
+
+    def _walk(self) -> Iterator[_Step]:
+        """Each time room grows, in order: what runs and what the pass started ending."""
+        t = self.table
+        cap_cpus, cap_gpus, cap_memory, usable = t.cap_cpus, t.cap_gpus, t.cap_memory, t.usable
+        ends = self.bookings.ends if self.bookings is not None else []
+        events = _events(self.endings, self.started, ends, self.now)
+        state = self._state
+        pending = next(events, None)
+        while pending is not None:
+            at = pending[0]
+            grown: list[int] = []
+            booking_ended = False
+            while pending is not None and pending[0] == at:
+                _, i, c, g, m = pending
+                pending = next(events, None)
+                if i < 0:
+                    booking_ended = True  # a check point only
+                    continue
+                if not usable[i]:
+                    continue  # set aside for a preempting task
+                a = state(i)
+                a[0] = min(a[0] + c, cap_cpus[i])
+                a[1] = min(a[1] + g, cap_gpus[i])
+                a[2] = min(a[2] + m, cap_memory[i])
+                a[3] -= 1
+                grown.append(i)
+            yield at, grown, booking_ended
+
+    def _drop_leaving(self, nodes: set[int], end: float) -> bool:
+        before = bisect.bisect_left(self.mortal_at, end)
+        leaving = [i for i in self.mortal[:before] if i in nodes]
+        nodes.difference_update(leaving)
+        return bool(leaving)
+
+    def _together(
+        self, members: Sequence[PendingTask], fitting: list[list[int]], at: float
+    ) -> list[list[int]] | None:
+        """First-fit placement of every member at ``at``, members sharing nodes; or None."""
+        bookings = self.bookings
+        booked = bookings.on_node if bookings is not None else {}
+        taken: dict[int, list[Booking]] = {}
+        result: list[list[int]] = []
+        for member, f in zip(members, fitting, strict=True):
+            shape, end = member.shape, at + member.walltime
+            cpus, gpus, memory, count, whole = shape
+            chosen: list[int] = []
+            for i in f:
+                mine = taken.get(i, [])
+                if mine:
+                    if whole or any(b[5] for b in mine):
+                        continue
+                    a = self.avail[i]
+                    if (
+                        a[0] - sum(b[2] for b in mine) < cpus
+                        or a[1] - sum(b[3] for b in mine) < gpus
+                        or a[2] - sum(b[4] for b in mine) < memory
+                    ):
+                        continue
+                if (
+                    bookings is not None
+                    and (mine or i in booked)
+                    and not bookings.fits(i, at, end, shape, mine)
+                ):
+                    continue
+                chosen.append(i)
+                if len(chosen) == count:
+                    break
+            if len(chosen) < count:
+                return None
+            for i in chosen:
+                taken.setdefault(i, []).append((at, end, cpus, gpus, memory, whole))
+            result.append(chosen)
+        return result
 
 
 def _fits(a: list[float], shape: Shape) -> bool:
@@ -235,76 +237,23 @@ def _fits(a: list[float], shape: Shape) -> bool:
     return a[0] >= cpus and a[1] >= gpus and a[2] >= memory
 
 
-def _together(
-    members: Sequence[PendingTask],
-    fitting: list[list[int]],
-    avail: dict[int, list[float]],
-    at: float,
-    bookings: Bookings | None,
-    blocked: dict[int, float],
-) -> list[list[int]] | None:
-    """First-fit placement of every member at ``at``, members sharing nodes; or None.
-
-    ``blocked`` (one member only): booked nodes known not to fit before a time.
-    """
-    taken: dict[int, list[Booking]] = {}
-    booked = bookings.on_node if bookings is not None else {}
-    result: list[list[int]] = []
-    for member, f in zip(members, fitting, strict=True):
-        shape, end = member.shape, at + member.walltime
-        cpus, gpus, memory, count, whole = shape
-        chosen: list[int] = []
-        for i in f:
-            mine = taken.get(i, [])
-            if mine:
-                if whole or any(b[5] for b in mine):
-                    continue
-                a = avail[i]
-                if (
-                    a[0] - sum(b[2] for b in mine) < cpus
-                    or a[1] - sum(b[3] for b in mine) < gpus
-                    or a[2] - sum(b[4] for b in mine) < memory
-                ):
-                    continue
-            if (mine or i in booked) and bookings is not None:
-                if len(members) > 1:
-                    if not bookings.fits(i, at, end, shape, mine):
-                        continue
-                elif blocked.get(i, at) > at:
-                    continue
-                else:
-                    until = bookings.conflict(i, at, end, shape)
-                    if until is not None:
-                        blocked[i] = until
-                        continue
-            chosen.append(i)
-            if len(chosen) == count:
-                break
-        if len(chosen) < count:
-            return None
-        for i in chosen:
-            taken.setdefault(i, []).append((at, end, cpus, gpus, memory, whole))
-        result.append(chosen)
-    return result
-
-
 def _extras(
     avail: dict[int, list[float]], members: Sequence[PendingTask], nodes: list[list[int]]
 ) -> dict[int, Extra]:
+    """What stays free on each reserved node at the reservation's time (None: held whole)."""
     extras: dict[int, Extra] = {}
+    whole_nodes: set[int] = set()
     for member, chosen in zip(members, nodes, strict=True):
         cpus, gpus, memory, _, whole = member.shape
         for i in chosen:
-            if whole:
+            if whole or i in whole_nodes:
                 extras[i] = None
+                whole_nodes.add(i)
                 continue
-            extra = extras.get(i, False)
+            extra = extras.get(i)
             if extra is None:
-                continue
-            if extra is False:
                 a = avail[i]
                 extra = (a[0], int(a[1]), int(a[2]))
-            assert extra is not False
             extras[i] = (extra[0] - cpus, extra[1] - gpus, extra[2] - memory)
     return extras
 
@@ -336,4 +285,4 @@ def _events(
     yield from extra[x:]
 
 
-__all__ = ["Booking", "Bookings", "Extra", "Planner", "Reservation", "Started"]
+__all__ = ["Extra", "Planner", "Reservation", "Started"]

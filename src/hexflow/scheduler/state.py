@@ -28,7 +28,8 @@ class PolicyState:
 
     The caller applies what it does with the decisions as events: a ``Start`` becomes
     ``started(RunningTask(...))`` (which also takes the task off the queue), a ``Reject``
-    ``remove``, a preempted task's end ``finished`` (and ``submit`` to requeue it).
+    ``remove``, a preempted task's end ``finished`` (and ``submit`` to requeue it). The
+    methods are those of the replay's ``PoolPolicy``, so the state plugs in there.
     """
 
     def __init__(
@@ -60,8 +61,12 @@ class PolicyState:
         state.order.extend(queue)
         if len(state.order) != len(queue):
             seen: set[str] = set()
-            twice = next(t.task_id for t in queue if t.task_id in seen or seen.add(t.task_id))
-            raise ValueError(f"queue: task id {twice!r} appears twice; ids must be unique")
+            for task in queue:
+                if task.task_id in seen:
+                    raise ValueError(
+                        f"queue: task id {task.task_id!r} appears twice; ids must be unique"
+                    )
+                seen.add(task.task_id)
         return state
 
     # -- events -----------------------------------------------------------------------
@@ -70,9 +75,9 @@ class PolicyState:
         """Queue ``task`` last in queue position (replacing a queued task of that id)."""
         self.order.add(task)
 
-    def remove(self, task_id: str) -> bool:
-        """Take a queued task off the queue (cancelled, rejected); False if not queued."""
-        return self.order.remove(task_id) is not None
+    def remove(self, task_id: str) -> None:
+        """Take a queued task off the queue (cancelled, rejected); unknown ids are ignored."""
+        self.order.remove(task_id)
 
     def started(self, task: RunningTask) -> None:
         """``task`` runs now: off the queue, its slots held (replacing one of that id)."""
@@ -85,16 +90,15 @@ class PolicyState:
             for i in touched:
                 self._victims.update(i)
 
-    def finished(self, task_id: str) -> bool:
-        """A running task ended (or stopped); False if it was not running."""
+    def finished(self, task_id: str) -> None:
+        """A running task ended (or stopped); unknown ids are ignored."""
         task = self.capacity.running.get(task_id)
         if task is None:
-            return False
+            return
         touched = self.capacity.end(task_id)
         if self._victims is not None and task.may_be_preempted:
             for i in touched:
                 self._victims.update(i)
-        return True
 
     def set_node(self, node: Node) -> None:
         """A node changed (state, leave time or size); it must exist (see ``set_cluster``)."""
@@ -135,6 +139,10 @@ class PolicyState:
 
     def running(self, task_id: str) -> RunningTask | None:
         return self.capacity.running.get(task_id)
+
+    def running_ids(self) -> list[str]:
+        """Ids of the running tasks, in start order."""
+        return list(self.capacity.running)
 
     def snapshot(self) -> Snapshot:
         """The equivalent stateless input: (cluster, queue, running, usage)."""

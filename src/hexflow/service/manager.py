@@ -1,12 +1,13 @@
 """RunManager: drives the service's runs in this process, a few at a time.
 
-Each run gets its own store connection and engine (``flow.runtime``), created in the
-request that submits it (so the run is persisted, owned by this process, before the
-answer goes out) and driven on one of ``max_parallel`` daemon threads; the others wait in
-a queue, state ``pending``. On start, service runs whose owner process is dead (a crashed
-or stopped server) are queued to resume: their finished tasks are never run again. The
-threads are daemons: stopping the server abandons the runs in flight exactly as a crash
-would, and the next start resumes them.
+Each run is persisted, owned by this process, in the request that submits it (before the
+answer goes out), and driven on one of ``max_parallel`` daemon threads by its own store
+connection and engine (``flow.runtime``), opened when its drive starts: a queued run holds
+no database connection, so thousands may wait in the queue, state ``pending``. On start,
+service runs whose owner process is dead (a crashed or stopped server) are queued to
+resume: their finished tasks are never run again. The threads are daemons: stopping the
+server abandons the runs in flight exactly as a crash would, and the next start resumes
+them.
 """
 
 from __future__ import annotations
@@ -19,12 +20,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hexflow.engine import Engine
 from hexflow.engine.lease import owner_alive
 from hexflow.flow import runtime
 from hexflow.model import RunRecord, TaskSpec
 from hexflow.settings import Settings
-from hexflow.store import Store
 from hexflow.store.service_db import ServiceDb
 
 log = logging.getLogger("hexflow.service")
@@ -106,10 +105,11 @@ class RunManager:
                 },
             )
         except BaseException:
-            store.close()
             _remove_empty(workdir)
             raise
-        self._enqueue(run.id, lambda: self._drive(engine, store, run.id))
+        finally:
+            store.close()
+        self._enqueue(run.id, functools.partial(self._drive, run.id))
         return run
 
     def cancel(self, run_id: str) -> dict[str, object]:
@@ -163,10 +163,10 @@ class RunManager:
                     self._active.discard(run_id)
                     self._idle.notify_all()
 
-    @staticmethod
-    def _drive(engine: Engine, store: Store, run_id: str) -> None:
+    def _drive(self, run_id: str) -> None:
+        store = runtime.make_store(self.settings)
         try:
-            final = engine.run(run_id)
+            final = runtime.make_engine(self.settings, store).run(run_id)
             log.info("run %s ended %s", run_id, final.state.value)
         finally:
             store.close()

@@ -14,26 +14,26 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
-    ARRAY,
     Connection,
-    Text,
-    and_,
-    cast,
     delete,
     func,
     insert,
-    literal,
-    literal_column,
-    or_,
     select,
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
 from hexflow.errors import StoreError
-from hexflow.model.datasets import FileEntry, LineageEdge, Replica, VersionRecord
+from hexflow.model.datasets import (
+    META_KEY_MAX,
+    META_VALUE_MAX,
+    FileEntry,
+    LineageEdge,
+    Replica,
+    VersionRecord,
+    meta_pairs,
+)
 from hexflow.store.data_schema import (
     FTS_CONFIG,
     activities,
@@ -42,6 +42,7 @@ from hexflow.store.data_schema import (
     datasets,
     replicas,
     version_files,
+    version_meta,
 )
 
 if TYPE_CHECKING:
@@ -78,6 +79,184 @@ def _version(row: Any) -> VersionRecord:
 
 def _select_versions() -> Any:
     return select(*_VERSION_COLUMNS).select_from(_V.join(_D, _V.c.dataset_id == _D.c.id))
+
+
+_BULK = 2000  # versions per multi-row insert of add_versions_bulk
+_FTS_INSERT = text("INSERT INTO catalog_fts (rowid, search_text) VALUES (:id, :t)")
+_COLUMNS = (
+    "v.id, d.project, d.name, v.number, v.digest, v.pid, v.created_at, v.size, v.files, v.metadata"
+)
+
+
+def _chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _name_pattern(name: str) -> str:
+    """``ocean`` → names containing "ocean"; ``ocean-*`` → a glob. LIKE's own wildcards
+    in the name are escaped (``sea_ice`` means just that)."""
+    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%") if "*" in name else f"%{escaped}%"
+
+
+class _SearchSql:
+    """The SQL of one search, built from its filters (values go in as bound parameters).
+
+    SQLite: one filter drives the search — its index is walked newest first and LIMIT
+    stops the walk — and the others are checked on each candidate. The driver is the
+    filter with the fewest matches (counted on its index, up to ``_CAP``), so the walk is
+    never longer than the rarest filter's matches; a name filter drives when every other
+    is common. PostgreSQL's planner makes that choice itself, from its statistics.
+    """
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+        self.conditions: list[str] = []  # always checked on each candidate
+        self.params: dict[str, Any] = {}
+        self.indexed: list[tuple[str, str]] = []  # metadata filters the index answers
+        self.name: str | None = None  # LIKE pattern
+        self.match: str | None = None  # SQLite FTS5 query
+        self.words: str | None = None  # PostgreSQL plain text
+        self.order = "newest"
+
+    def where(self, condition: str, **params: Any) -> None:
+        self.conditions.append(condition)
+        self.params.update(params)
+
+    def meta(self, key: str, value: str) -> None:
+        path = [p for p in key.split(".") if p]
+        if not path or not all(re.fullmatch(r"[\w-]+", p) for p in path):
+            raise StoreError(f"metadata key {key!r} is not a dotted path of names")
+        dotted = ".".join(path)
+        if len(dotted) <= META_KEY_MAX and len(value) <= META_VALUE_MAX:
+            self.indexed.append((dotted, value))
+            return
+        # too long for the index: compared with the JSON itself, on the candidates only
+        i = len(self.conditions)
+        if self.dialect == "sqlite":
+            self.where(
+                f"(json_extract(v.metadata, :jp{i}) = :jv{i} OR EXISTS (SELECT 1 FROM "
+                f"json_each(v.metadata, :jp{i}) AS e WHERE e.value = :jv{i}))",
+                **{f"jp{i}": "$." + ".".join(f'"{p}"' for p in path), f"jv{i}": value},
+            )
+        else:
+            self.where(
+                f"(CAST(v.metadata AS JSONB) #>> CAST(:jp{i} AS text[]) = :jv{i} OR "
+                f"CAST(v.metadata AS JSONB) #> CAST(:jp{i} AS text[]) @> "
+                f"to_jsonb(CAST(:jv{i} AS text)))",
+                **{f"jp{i}": path, f"jv{i}": value},
+            )
+
+    def text(self, words: str, order: str) -> bool:
+        """Add the full-text condition; False when the words hold nothing to search for."""
+        self.order = order
+        if self.dialect == "sqlite":
+            self.match = fts_query(words)
+            return bool(self.match)
+        self.words = words
+        return True
+
+    def run(self, conn: Connection, limit: int) -> Sequence[Any]:
+        params = {**self.params, "limit": limit}
+        for j, (key, value) in enumerate(self.indexed):
+            params[f"km{j}"], params[f"vm{j}"] = key, value
+        if self.name is not None:
+            params["name"] = self.name
+        if self.dialect != "sqlite":
+            return conn.execute(text(self._postgres(params)), params).all()
+        if self.match is not None:
+            params["match"] = self.match
+        driver = self._driver(conn, params)
+        if driver is None:
+            return []  # a filter without any match
+        return conn.execute(text(self._sqlite(driver)), params).all()
+
+    def _driver(self, conn: Connection, params: dict[str, Any]) -> str | None:
+        counts: dict[str, int] = {}
+        if self.match is not None:
+            counts["text"] = conn.execute(_FTS_COUNT, {**params, "cap": _CAP}).scalar_one()
+        if self.order == "relevance":
+            return "text" if counts["text"] else None  # ranking needs every match anyway
+        for j in range(len(self.indexed)):
+            counts[f"m{j}"] = conn.execute(
+                _META_COUNT, {"k": params[f"km{j}"], "v": params[f"vm{j}"], "cap": _CAP}
+            ).scalar_one()
+        if counts and min(counts.values()) == 0:
+            return None
+        if counts:
+            driver = min(counts, key=lambda k: counts[k])
+            if counts[driver] < _CAP or self.name is None:
+                return driver
+        return "name" if self.name is not None else "versions"
+
+    def _sqlite(self, driver: str) -> str:
+        # CROSS JOIN keeps the tables in the order written: the first one drives.
+        conditions = list(self.conditions)
+        for j in range(len(self.indexed)):
+            if driver != f"m{j}":
+                conditions.append(_meta_exists(j))
+        if self.match is not None and driver != "text":
+            conditions.append(
+                "v.id IN (SELECT rowid FROM catalog_fts WHERE catalog_fts MATCH :match)"
+            )
+        if self.name is not None:
+            conditions.append("d.name LIKE :name ESCAPE '\\'")
+        where = "".join(f" AND {c}" for c in conditions)
+        if driver == "text":
+            order = "f.rank, f.rowid DESC" if self.order == "relevance" else "f.rowid DESC"
+            tables = "catalog_fts f CROSS JOIN dataset_versions v CROSS JOIN datasets d"
+            join = "catalog_fts MATCH :match AND v.id = f.rowid AND d.id = v.dataset_id"
+        elif driver.startswith("m"):
+            m = driver
+            order = f"{m}.version_id DESC"
+            tables = f"version_meta {m} CROSS JOIN dataset_versions v CROSS JOIN datasets d"
+            join = (
+                f"{m}.key = :k{m} AND {m}.value = :v{m} AND v.id = {m}.version_id "
+                "AND d.id = v.dataset_id"
+            )
+        elif driver == "name":
+            order = "v.id DESC"
+            tables = "datasets d CROSS JOIN dataset_versions v"
+            join = "v.dataset_id = d.id"
+        else:
+            order = "v.id DESC"
+            tables = "dataset_versions v CROSS JOIN datasets d"
+            join = "d.id = v.dataset_id"
+        return f"SELECT {_COLUMNS} FROM {tables} WHERE {join}{where} ORDER BY {order} LIMIT :limit"
+
+    def _postgres(self, params: dict[str, Any]) -> str:
+        conditions = list(self.conditions)
+        conditions.extend(_meta_exists(j) for j in range(len(self.indexed)))
+        if self.name is not None:
+            conditions.append("d.name ILIKE :name ESCAPE '\\'")
+        order = "v.id DESC"
+        if self.words is not None:
+            params["words"], params["cfg"] = self.words, FTS_CONFIG
+            conditions.append("v.search_vector @@ plainto_tsquery(:cfg, :words)")
+            if self.order == "relevance":
+                order = "ts_rank(v.search_vector, plainto_tsquery(:cfg, :words)) DESC, " + order
+        where = "".join(f" AND {c}" for c in conditions)
+        return (
+            f"SELECT {_COLUMNS} FROM dataset_versions v JOIN datasets d ON d.id = v.dataset_id "
+            f"WHERE TRUE{where} ORDER BY {order} LIMIT :limit"
+        )
+
+
+def _meta_exists(j: int) -> str:
+    return (
+        f"EXISTS (SELECT 1 FROM version_meta m{j} WHERE m{j}.version_id = v.id "
+        f"AND m{j}.key = :km{j} AND m{j}.value = :vm{j})"
+    )
+
+
+_CAP = 20_000  # matches counted per filter to choose the driver, at most
+_FTS_COUNT = text(
+    "SELECT count(*) FROM (SELECT rowid FROM catalog_fts WHERE catalog_fts MATCH :match LIMIT :cap)"
+)
+_META_COUNT = text(
+    "SELECT count(*) FROM (SELECT 1 FROM version_meta WHERE key = :k AND value = :v LIMIT :cap)"
+)
 
 
 def fts_query(words: str) -> str:
@@ -127,23 +306,87 @@ class CatalogSql:
 
     def add_versions_bulk(self, rows: Iterable[dict[str, Any]], now: float) -> int:
         """Many versions in one transaction (imports, benchmarks); each row has the keys of
-        ``add_version``. Versions already present are skipped. Returns how many were new."""
+        ``add_version``. Versions already present are skipped. Returns
+        how many were new. Rows go in with multi-row inserts, a few thousand at a time."""
+        rows = list(rows)
         created = 0
         with self._db.write() as conn:
-            for row in rows:
-                _, new = self._add(
-                    conn,
-                    row["project"],
-                    row["name"],
-                    row["entries"],
-                    row["digest"],
-                    row["pid"],
-                    row["metadata"],
-                    row["search_text"],
-                    now,
-                )
-                created += new
+            for i in range(0, len(rows), _BULK):
+                created += self._add_many(conn, rows[i : i + _BULK], now)
         return created
+
+    def _add_many(self, conn: Connection, rows: list[dict[str, Any]], now: float) -> int:
+        ids: dict[tuple[str, str], int] = {}
+        wanted = {(r["project"], r["name"]) for r in rows}
+        for project in {p for p, _ in wanted}:
+            names = sorted(n for p, n in wanted if p == project)
+            for chunk in _chunks(names):
+                found = conn.execute(
+                    select(_D.c.id, _D.c.name).where(_D.c.project == project, _D.c.name.in_(chunk))
+                )
+                ids.update(((project, r.name), r.id) for r in found)
+        missing = sorted(wanted - ids.keys())
+        if missing:
+            new_ids = conn.execute(
+                insert(_D).returning(_D.c.id, sort_by_parameter_order=True),
+                [{"project": p, "name": n, "created_at": now} for p, n in missing],
+            ).scalars()
+            ids.update(zip(missing, new_ids, strict=True))
+        have: set[tuple[int, str]] = set()
+        top: dict[int, int] = {}
+        for chunk in _chunks(sorted(set(ids.values()))):
+            for r in conn.execute(
+                select(_V.c.dataset_id, _V.c.digest, _V.c.number).where(_V.c.dataset_id.in_(chunk))
+            ):
+                have.add((r.dataset_id, r.digest))
+                top[r.dataset_id] = max(top.get(r.dataset_id, 0), r.number)
+        fresh: list[tuple[dict[str, Any], int]] = []
+        for row in rows:
+            ds_id = ids[(row["project"], row["name"])]
+            if (ds_id, row["digest"]) in have:
+                continue
+            have.add((ds_id, row["digest"]))
+            top[ds_id] = top.get(ds_id, 0) + 1
+            fresh.append((row, top[ds_id]))
+        if not fresh:
+            return 0
+        version_ids = conn.execute(
+            insert(_V).returning(_V.c.id, sort_by_parameter_order=True),
+            [
+                {
+                    "dataset_id": ids[(row["project"], row["name"])],
+                    "number": number,
+                    "digest": row["digest"],
+                    "pid": row["pid"],
+                    "created_at": now,
+                    "size": sum(e.size for e in row["entries"]),
+                    "files": len(row["entries"]),
+                    "metadata": json.dumps(row["metadata"], sort_keys=True),
+                    "search_text": row["search_text"],
+                }
+                for row, number in fresh
+            ],
+        ).scalars()
+        files: list[dict[str, Any]] = []
+        metas: list[dict[str, Any]] = []
+        texts: list[dict[str, Any]] = []
+        for (row, _), vid in zip(fresh, version_ids, strict=True):
+            files.extend(
+                {"version_id": vid, "path": e.path, "size": e.size, "hash": e.hash}
+                for e in row["entries"]
+            )
+            metas.extend(
+                {"version_id": vid, "key": k, "value": v}
+                for k, v in sorted(meta_pairs(row["metadata"]))
+            )
+            texts.append({"id": vid, "t": row["search_text"]})
+        if files:
+            conn.execute(insert(version_files), files)
+        if metas:
+            conn.execute(insert(version_meta), metas)
+        if self._db.dialect == "sqlite":
+            conn.execute(_FTS_INSERT, texts)
+        return len(fresh)
 
     def _add(
         self,
@@ -196,11 +439,14 @@ class CatalogSql:
                     for e in entries
                 ],
             )
+        pairs = [
+            {"version_id": version_id, "key": k, "value": v}
+            for k, v in sorted(meta_pairs(metadata))
+        ]
+        if pairs:
+            conn.execute(insert(version_meta), pairs)
         if self._db.dialect == "sqlite":
-            conn.execute(
-                text("INSERT INTO catalog_fts (rowid, search_text) VALUES (:id, :t)"),
-                {"id": version_id, "t": search_text},
-            )
+            conn.execute(_FTS_INSERT, {"id": version_id, "t": search_text})
         record = VersionRecord(
             project=project,
             name=name,
@@ -297,68 +543,30 @@ class CatalogSql:
         name: str | None = None,
         meta: dict[str, str] | None = None,
         limit: int = 50,
+        order: str = "newest",
     ) -> list[VersionRecord]:
-        query = _select_versions()
-        dialect = self._db.dialect
-        if project is not None:
-            query = query.where(_D.c.project == project)
-        if name:
-            pattern = name.replace("*", "%") if "*" in name else f"%{name}%"
-            query = query.where(_D.c.name.ilike(pattern))
-        for i, (key, value) in enumerate((meta or {}).items()):
-            query = query.where(self._meta_clause(i, key, value))
-        if words and words.strip():
-            if dialect == "sqlite":
-                match = fts_query(words)
-                if not match:
-                    return []
-                fts = (
-                    select(
-                        literal_column("rowid").label("vid"), literal_column("rank").label("score")
-                    )
-                    .select_from(text("catalog_fts"))
-                    .where(text("catalog_fts MATCH :match"))
-                    .subquery()
-                )
-                query = query.join(fts, fts.c.vid == _V.c.id).order_by(fts.c.score, _V.c.id.desc())
-                params: dict[str, Any] = {"match": match}
-            else:
-                vector = func.to_tsvector(FTS_CONFIG, _V.c.search_text)
-                tsq = func.plainto_tsquery(FTS_CONFIG, words)
-                query = query.where(vector.op("@@")(tsq)).order_by(
-                    func.ts_rank(vector, tsq).desc(), _V.c.id.desc()
-                )
-                params = {}
-        else:
-            query = query.order_by(_V.c.id.desc())
-            params = {}
-        with self._db.read() as conn:
-            rows = conn.execute(query.limit(limit), params)
-            return [_version(r) for r in rows]
+        """Versions matching every filter given, newest first (``order="relevance"``: best
+        full-text matches first, which ranks every match: slower on large catalogs).
 
-    def _meta_clause(self, i: int, key: str, value: str) -> Any:
-        path = [p for p in key.split(".") if p]
-        if not path or not all(re.fullmatch(r"[\w-]+", p) for p in path):
-            raise StoreError(f"metadata key {key!r} is not a dotted path of names")
-        if self._db.dialect == "sqlite":
-            json_path = "$." + ".".join(f'"{p}"' for p in path)
-            scalar = func.json_extract(_V.c.metadata, json_path)
-            each = (
-                select(text("1"))
-                .select_from(func.json_each(_V.c.metadata, json_path))
-                .where(text(f"json_each.value = :mv{i}").bindparams(**{f"mv{i}": value}))
-                .exists()
-            )
-            return or_(
-                and_(func.json_type(_V.c.metadata, json_path) != "array", scalar == value),
-                and_(func.json_type(_V.c.metadata, json_path) == "array", each),
-            )
-        doc = cast(_V.c.metadata, JSONB)
-        target = doc.op("#>")(cast(path, ARRAY(Text)))
-        return or_(
-            doc.op("#>>")(cast(path, ARRAY(Text))) == value,
-            target.op("@>")(func.to_jsonb(cast(literal(value), Text))),
-        )
+        The SQL touches few rows: one filter's index is walked newest first until ``limit``
+        versions pass the others (``_SearchSql``).
+        """
+        if order not in ("newest", "relevance"):
+            raise StoreError(f"search order must be newest or relevance, not {order!r}")
+        query = _SearchSql(self._db.dialect)
+        if project is not None:
+            query.where("d.project = :project", project=project)
+        if name:
+            query.name = _name_pattern(name)
+        for key, value in (meta or {}).items():
+            query.meta(key, value)
+        if words and words.strip():
+            if not query.text(words, order):
+                return []
+        elif order == "relevance":
+            raise StoreError("ordering by relevance needs words to search for")
+        with self._db.read() as conn:
+            return [_version(r) for r in query.run(conn, limit)]
 
     # ------------------------------------------------------------ replicas
 

@@ -2,8 +2,8 @@
 files and replicas, provenance activities) and transfers with their items.
 
 They live on the store's one ``metadata`` (``schema.py`` imports this module). Full-text
-search is not a table here: the migration adds an FTS5 table (``catalog_fts``) on SQLite
-and a GIN index on ``to_tsvector(search_text)`` on PostgreSQL (see ``FTS_TABLE``).
+search is not a table here: the migrations add an FTS5 table (``catalog_fts``) on SQLite,
+and a stored ``search_vector`` column with a GIN index on PostgreSQL (see ``FTS_TABLE``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from sqlalchemy import (
 from hexflow.store.schema import metadata
 
 FTS_TABLE = "catalog_fts"  # SQLite FTS5 table (and its shadow tables), rowid = version id
-PG_FTS_INDEX = "ix_catalog_fts"  # PostgreSQL expression index
+PG_FTS_INDEX = "ix_catalog_search"  # PostgreSQL GIN index on the column below (0009)
+PG_FTS_COLUMN = "search_vector"  # stored tsvector of search_text, PostgreSQL only
 FTS_CONFIG = "english"  # PostgreSQL text search configuration (SQLite: porter unicode61)
 
 datasets = Table(
@@ -61,6 +62,17 @@ version_files = Table(
     Column("path", Text, primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("hash", String(80), nullable=False),
+)
+
+# Metadata filters: one row per (key path, scalar value) of a version, lists expanded
+# (``model.datasets.meta_pairs``); (key, value, version_id) finds the newest matches first.
+version_meta = Table(
+    "version_meta",
+    metadata,
+    Column("version_id", Integer, ForeignKey("dataset_versions.id"), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", String(200), primary_key=True),
+    Index("ix_version_meta_lookup", "key", "value", "version_id"),
 )
 
 replicas = Table(
@@ -138,5 +150,7 @@ def include_name(name: str | None, type_: str, parent_names: object) -> bool:
     """Alembic ``include_name`` hook: leave the full-text objects (not in ``metadata``) out
     of schema comparisons and autogenerate."""
     if type_ == "table" and name is not None and name.startswith(FTS_TABLE):
+        return False
+    if type_ == "column" and name == PG_FTS_COLUMN:
         return False
     return not (type_ == "index" and name == PG_FTS_INDEX)

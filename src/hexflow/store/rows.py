@@ -13,6 +13,7 @@ from typing import Any
 
 from hexflow.errors import StoreError
 from hexflow.model import RunRecord, RunState, TaskRecord, TaskSpec, TaskState
+from hexflow.model.records import TaskMove
 
 MUTABLE_TASK_COLUMNS = (
     "state",
@@ -34,6 +35,8 @@ MUTABLE_TASK_COLUMNS = (
     "preemptions",
     "image",
     "image_digest",
+    "site",
+    "moves",
 )
 
 
@@ -59,6 +62,8 @@ def mutable_params(t: TaskRecord) -> tuple[Any, ...]:
         t.preemptions,
         t.image,
         t.image_digest,
+        t.site,
+        json.dumps([m.as_dict() for m in t.moves]) if t.moves else None,
         t.run_id,
         t.spec.id,
     )
@@ -132,6 +137,8 @@ def task_from_row(row: Any, spec: TaskSpec | None = None) -> TaskRecord:
         preemptions=row["preemptions"] or 0,
         image=row["image"],
         image_digest=row["image_digest"],
+        site=row["site"],
+        moves=tuple(TaskMove.of(m) for m in json.loads(row["moves"])) if row["moves"] else (),
     )
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_HEAD = "0008"
+SCHEMA_HEAD = "0010"
 
 metadata = MetaData()
 
@@ -68,6 +68,8 @@ tasks = Table(
     Column("preemptions", Integer, nullable=False, default=0, server_default="0"),
     Column("image", String(512)),  # the container image the attempt ran in (0007)
     Column("image_digest", String(160)),
+    Column("site", String(64)),  # the site it is queued or runs at (0010)
+    Column("moves", Text),  # JSON list of its moves between sites, NULL: none
 )
 # Only tasks with a cache key are indexed (``cache_key = ?`` lookups use it). Each index on
 # an updated column costs every task update, so there is none on ``state`` (migration 0003).

@@ -1,8 +1,9 @@
 """A POSIX directory as a storage backend.
 
 Writes go to ``.hexflow-part.<token>.<name>`` next to the destination; ``commit`` fsyncs
-it, reads it back and checks its digest and size, then renames it over the destination
-(atomic on one filesystem). A checkpoint fsyncs the temporary and records its name.
+it, reads it back (or takes the digest ``data.fastcopy`` read back while copying) and
+checks its digest and size, then renames it over the destination (atomic on one
+filesystem). A checkpoint fsyncs the temporary and records its name.
 """
 
 from __future__ import annotations
@@ -217,6 +218,14 @@ class PosixWriter:
             raise os_error(exc, f"cannot write {self.tmp}") from None
         self.offset += len(data)
 
+    def fileno(self) -> int:
+        """The temporary's descriptor, for a kernel copy into it (``data.fastcopy``)."""
+        return self._f.fileno()
+
+    def advance(self, n: int) -> None:
+        """``n`` more bytes were written through ``fileno()``, past ``offset``."""
+        self.offset += n
+
     def checkpoint(self) -> dict[str, Any]:
         try:
             os.fsync(self._f.fileno())
@@ -224,7 +233,10 @@ class PosixWriter:
             raise os_error(exc, f"cannot sync {self.tmp}") from None
         return {"offset": self.offset, "tmp": str(self.tmp)}
 
-    def commit(self, digest: str) -> None:
+    def commit(self, digest: str, *, copy_digest: str | None = None) -> None:
+        """Sync, check and publish. ``copy_digest``: the temporary was already read back
+        and hashed range by range as it was written (``data.fastcopy``), so it is not read
+        again here; it must still equal the source's ``digest``."""
         try:
             if self._backend.fsync and self.size >= _SMALL:
                 os.fsync(self._f.fileno())
@@ -234,15 +246,7 @@ class PosixWriter:
                 raise IntegrityError(
                     f"{self.final}: wrote {got_size} bytes, expected {self.size} (truncated)"
                 )
-            algo = algo_of(digest)
-            hasher = new_hasher(algo, size_hint=got_size)
-            if got_size >= 64 << 20 and hasattr(hasher, "update_mmap"):
-                hasher.update_mmap(str(self.tmp))
-            else:
-                with open(self.tmp, "rb", buffering=0) as f:
-                    while data := f.read(4 << 20):
-                        hasher.update(data)
-            written = digest_of(hasher, algo)
+            written = copy_digest if copy_digest is not None else self._read_back(digest)
             if written != digest:
                 raise IntegrityError(
                     f"{self.final}: the copy's checksum {written[:23]}… does not match the "
@@ -257,6 +261,17 @@ class PosixWriter:
         except IntegrityError:
             self.abort()
             raise
+
+    def _read_back(self, digest: str) -> str:
+        algo = algo_of(digest)
+        hasher = new_hasher(algo, size_hint=self.size)
+        if self.size >= 64 << 20 and hasattr(hasher, "update_mmap"):
+            hasher.update_mmap(str(self.tmp))
+        else:
+            with open(self.tmp, "rb", buffering=0) as f:
+                while data := f.read(4 << 20):
+                    hasher.update(data)
+        return digest_of(hasher, algo)
 
     def suspend(self) -> None:
         """Stop writing but keep the temporary: a retry goes on from the last checkpoint."""

@@ -46,6 +46,11 @@ INNER_BOOT = (
 )
 
 Answer = tuple[Any, ...]
+# A worker resolves an image name at most once in RESOLVE_TTL seconds (an inspection costs
+# about as much as a fifth of the container's start); what is recorded is still exactly
+# what ran: podman runs the resolved image id. (runtime, name) -> (when, run as, id, digest)
+RESOLVE_TTL = 30.0
+_RESOLVED: dict[tuple[str, str], tuple[float, str, str, str]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +137,8 @@ def run_container_job(
         finally:
             slot["cleanup"] = None
         code = ran[7]
+        if code == 125:  # the runtime's own error (e.g. the image went): resolve it again
+            _RESOLVED.pop((runtime.name, request.image), None)
         if remove is not None and code is not None and code < 0:
             run_tool(remove, cwd=state)  # the runtime was killed: its container was not
         extra["oom"] = os.path.exists(os.path.join(state, OOM_MARK))
@@ -155,6 +162,10 @@ def _resolve(runtime: str, image: str, state: str, extra: dict[str, Any]) -> tup
         if image.startswith(("/", "./", "../")) and not os.path.exists(image):
             return image, f"image file {image!r} does not exist"
         return image, None
+    hit = _RESOLVED.get((runtime, image))
+    if hit is not None and time.monotonic() - hit[0] < RESOLVE_TTL:
+        extra["image_id"], extra["image_digest"] = hit[2], hit[3]
+        return hit[1], None
     found = run_tool(spec.inspect(image), cwd=state)
     if found.returncode == 127:
         return image, (
@@ -170,7 +181,9 @@ def _resolve(runtime: str, image: str, state: str, extra: dict[str, Any]) -> tup
     extra["image_id"] = image_id
     extra["image_digest"] = digest or image_id
     # podman runs the very image that was inspected, even if the name moves meanwhile
-    return (image_id if runtime in ("podman", "podman-hpc") else image), None
+    run_as = image_id if runtime in ("podman", "podman-hpc") else image
+    _RESOLVED[(runtime, image)] = (time.monotonic(), run_as, image_id, extra["image_digest"])
+    return run_as, None
 
 
 def _build_command(

@@ -77,6 +77,7 @@ class SlurmExecutor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._submitting: asyncio.Semaphore | None = None
+        self._cancelling: set[str] = set()  # scancel asked for, not done yet
 
     # ------------------------------------------------------------------ protocol
     def start(self, loop: asyncio.AbstractEventLoop, report: Report) -> None:
@@ -134,7 +135,7 @@ class SlurmExecutor:
             return
         assert self._loop is not None
         job.requested = job.requested or "preempted"
-        self._spawn(self._scancel([job.job_id], signal="TERM"))
+        self._cancel_jobs([job.job_id], signal="TERM")
         self._loop.call_later(grace, self._grace_over, job)
 
     def reap(self, worker: str) -> bool:
@@ -153,7 +154,8 @@ class SlurmExecutor:
         for task in list(self._tasks):
             task.cancel()
         self._tasks.clear()
-        left = [j.job_id for j in self._jobs.values() if j.job_id is not None]
+        left = sorted({j.job_id for j in self._jobs.values() if j.job_id} | self._cancelling)
+        self._cancelling.clear()
         if left:  # nothing of the run outlives its engine, as on the local executor
             try:
                 self._commands.scancel(left)
@@ -236,7 +238,7 @@ class SlurmExecutor:
             if job.requested is not None:  # cancelled while sbatch ran
                 cancelled.append(job.job_id)
         if cancelled:
-            await self._scancel(cancelled)
+            self._cancel_jobs(cancelled)
 
     def _write_script(self, jobs: list[_Job]) -> str:
         """The batch script of ``jobs`` (one job, or an array of them); its path."""
@@ -284,7 +286,7 @@ class SlurmExecutor:
             return
         job.requested = job.requested or reason
         if job.job_id is not None:
-            self._spawn(self._scancel([job.job_id]))
+            self._cancel_jobs([job.job_id])
         elif job in self._batch:  # not handed to sbatch yet: it ends here
             self._batch.remove(job)
             self._cleanup(job, keep_script=False)
@@ -296,13 +298,21 @@ class SlurmExecutor:
 
     def _grace_over(self, job: _Job) -> None:
         if self._jobs.get(job.launch.token) is job and job.job_id is not None:
-            self._spawn(self._scancel([job.job_id]))
+            self._cancel_jobs([job.job_id])
+
+    def _cancel_jobs(self, job_ids: list[str], signal: str | None = None) -> None:
+        if signal is None:  # shutdown cancels them, should the drive end before scancel ran
+            self._cancelling.update(job_ids)
+        self._spawn(self._scancel(job_ids, signal))
 
     async def _scancel(self, job_ids: list[str], signal: str | None = None) -> None:
         try:
             await asyncio.to_thread(self._commands.scancel, job_ids, signal)
         except SlurmCommandError as exc:
             log.warning("scancel %s failed: %s", " ".join(job_ids), exc)
+        finally:
+            if signal is None:
+                self._cancelling.difference_update(job_ids)
 
     # ------------------------------------------------------------------ polling
     async def _poll_forever(self) -> None:
@@ -402,7 +412,7 @@ class SlurmExecutor:
 
     def _unrunnable(self, job: _Job, reason: str) -> None:
         assert job.job_id is not None
-        self._spawn(self._scancel([job.job_id]))
+        self._cancel_jobs([job.job_id])
         self._cleanup(job, keep_script=True)
         self._end(outcome.unrunnable(job.launch.token, job.job_id, reason, time.time()))
 

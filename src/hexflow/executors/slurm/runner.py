@@ -136,7 +136,7 @@ def main(job_path: str) -> None:
 # task (and the commands it starts) see the user's own PYTHONPATH, as on a local worker.
 BOOT = (
     "import os, sys; "
-    "sys.path[:0] = os.environ.pop('HEXFLOW_WORKER_PATH', '').split(os.pathsep); "
+    "sys.path[:0] = [p for p in os.environ.pop('HEXFLOW_WORKER_PATH', '').split(os.pathsep) if p]; "
     "from hexflow.executors.slurm.runner import main; "
     "main(sys.argv[1])"
 )

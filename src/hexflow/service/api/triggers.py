@@ -27,7 +27,7 @@ from hexflow.service.auth import Principal
 from hexflow.service.core import Service
 
 router = APIRouter(prefix="/api/v1", tags=["events"], responses=ERRORS)
-hooks = APIRouter(prefix="/api/v1", tags=["events"])  # public: signed requests instead
+hooks = APIRouter(tags=["events"])  # public: signed requests instead
 
 Caller = Annotated[Principal, Depends(caller)]
 Svc = Annotated[Service, Depends(service)]
