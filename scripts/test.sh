@@ -11,11 +11,12 @@ PY=${PYTHON:-python3}
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q -e '.[dev,postgres,dask]' 2>&1 | grep -v '^WARNING: Location' || true
-.venv/bin/python -c 'import hexflow, sqlalchemy, psycopg, distributed' # fail early if the install did not work
+.venv/bin/python -m pip install -q -e '.[dev,postgres,dask,redis]' 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -c 'import hexflow, sqlalchemy, psycopg, distributed, redis' # fail early if the install did not work
 
 cleanup() {
   if [ -n "${PG_STARTED:-}" ]; then bash scripts/ci/postgres-down.sh || true; fi
+  if [ -n "${REDIS_STARTED:-}" ]; then REDIS_DIR=/tmp/hexflow-redis bash scripts/ci/redis-down.sh >/dev/null || true; fi
   if [ -n "${S3_STARTED:-}" ]; then S3_DIR=/tmp/hexflow-s3 bash scripts/ci/s3-down.sh >/dev/null || true; fi
   if [ -n "${SLURM_STARTED:-}" ]; then SLURM_USER_PID=$$ bash scripts/ci/slurm-down.sh || true; fi
   if [ -n "${CONTAINERS_UP:-}" ]; then bash scripts/ci/container-down.sh || true; fi
@@ -27,6 +28,13 @@ if [ "${HEXFLOW_TEST_SERVICES:-1}" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt
   # shellcheck disable=SC1091
   . /tmp/hexflow-pg/env
   export HEXFLOW_TEST_POSTGRES_URL="postgresql+psycopg://${PGUSER}:${PGPASSWORD}@${PGHOST}:${PGPORT}/${PGDATABASE}"
+  # Redis 7 for the event bus's Redis Streams backend; its tests then must run
+  REDIS_DIR=/tmp/hexflow-redis REDIS_PORT=${REDIS_PORT:-56379} bash scripts/ci/redis-up.sh \
+    || { echo "test.sh: Redis did not start" >&2; exit 1; }
+  REDIS_STARTED=1
+  # shellcheck disable=SC1091
+  . /tmp/hexflow-redis/env
+  export HEXFLOW_TEST_REDIS_URL="$REDIS_URL"
   # single-node Slurm (fake GPUs, partitions regular/gpu/realtime); its tests then must run
   # (shared by test runs on one machine: stopped when the last one that uses it ends)
   SLURM_RUN_DIR=/tmp/hexflow-slurm SLURM_USER_PID=$$ bash scripts/ci/slurm-up.sh \
@@ -34,7 +42,7 @@ if [ "${HEXFLOW_TEST_SERVICES:-1}" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt
   SLURM_STARTED=1
   export HEXFLOW_TEST_SLURM=1
 else
-  echo "test.sh: not starting PostgreSQL and Slurm (needs root and apt); their tests will be skipped"
+  echo "test.sh: not starting PostgreSQL, Redis and Slurm (needs root and apt); their tests will be skipped"
 fi
 
 # S3-compatible server (moto, from the dev extras) on loopback for the S3 tier's tests

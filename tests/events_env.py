@@ -37,16 +37,18 @@ def events_env(tmp_path: Path, db_url: str, **events: Any) -> Iterator[Env]:
 
 
 def register(env: Env, headers: dict[str, str], name: str, target: str, **kw: Any) -> dict:
-    r = env.client.post("/api/v1/functions", json={"name": name, "import_path": target, **kw},
-                        headers=headers)
+    r = env.client.post(
+        "/api/v1/functions", json={"name": name, "import_path": target, **kw}, headers=headers
+    )
     assert r.status_code == 201, r.text
     body: dict = r.json()
     return body
 
 
 def invoke(env: Env, headers: dict[str, str], name: str, args: Any, **params: Any) -> Any:
-    return env.client.post(f"/api/v1/functions/{name}/invoke", json=args, headers=headers,
-                           params=params)
+    return env.client.post(
+        f"/api/v1/functions/{name}/invoke", json=args, headers=headers, params=params
+    )
 
 
 def wait_invocation(env: Env, headers: dict[str, str], inv_id: str, timeout: float = 30) -> dict:
@@ -59,8 +61,9 @@ def wait_invocation(env: Env, headers: dict[str, str], inv_id: str, timeout: flo
 
 
 def events_of(env: Env, headers: dict[str, str], after: int = 0, **params: Any) -> list[dict]:
-    r = env.client.get("/api/v1/events", params={"after": after, "limit": 1000, **params},
-                       headers=headers)
+    r = env.client.get(
+        "/api/v1/events", params={"after": after, "limit": 1000, **params}, headers=headers
+    )
     assert r.status_code == 200, r.text
     items: list[dict] = r.json()["items"]
     return items

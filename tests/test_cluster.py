@@ -67,3 +67,30 @@ def test_down_and_draining_nodes_take_no_work() -> None:
 
 def test_slots_on_unknown_nodes_are_ignored() -> None:
     assert free_capacity(_cluster(), [Slot("gone", 4)])["n1"] == (8, 0, 100)
+
+
+def test_a_copy_is_changed_on_its_own() -> None:
+    table = FreeNodes(_cluster(), [Slot("n1", 2)])
+    twin = table.copy()
+    twin.take(0, 4, 0, 0, False)
+    twin.usable[1] = False
+    assert (table.free_cpus[0], table.holders[0], table.usable[1]) == (6, 1, True)
+    assert (twin.free_cpus[0], twin.holders[0], twin.usable[1]) == (2, 2, False)
+
+
+def test_refolding_a_node_gives_what_a_fresh_table_has() -> None:
+    # oversubscribed input clamps at zero; a whole-node hold empties the node
+    held = [Slot("n1", 6, memory=80), Slot("n1", 4, memory=40), Slot("g1", 1, gpus=1)]
+    table = FreeNodes(_cluster(), [])
+    cluster = _cluster()
+    nodes = list(cluster.nodes())
+    table.refold(0, nodes[0], held[:2])
+    table.refold(2, nodes[2], held[2:])
+    fresh = FreeNodes(cluster, held)
+    for name in ("free_cpus", "free_gpus", "free_memory", "holders", "exclusive", "usable"):
+        assert getattr(table, name) == getattr(fresh, name), name
+    table.refold(1, nodes[1], [Slot("n2", 0, exclusive=True), Slot("n2", 1)])
+    assert (table.free_cpus[1], table.holders[1], table.exclusive[1]) == (0, 2, True)
+    down = Node("n1", 8, memory=100, state=NodeState.DOWN, leaves_at=5.0)
+    table.refold(0, down, [])
+    assert (table.usable[0], table.leaves_at[0], table.free_cpus[0]) == (False, 5.0, 8)

@@ -380,10 +380,10 @@ def test_no_container_outlives_a_killed_engine(tmp_path: Path) -> None:
     )
     try:
         wait_for((tmp_path / "started").exists, 60, "the container task to start")
-        (name,) = wait_for(mine, 10, "its container")
+        (name,) = wait_for(mine, 30, "its container")
         engine.kill()
         engine.wait(10)
-        wait_for(lambda: name not in mine(), 30, "the container to go")
+        wait_for(lambda: name not in mine(), 60, "the container to go")
     finally:
         if engine.poll() is None:
             engine.kill()

@@ -50,9 +50,7 @@ def test_long_poll_returns_as_soon_as_an_event_is_logged(env: Env) -> None:
     timer = threading.Timer(0.5, lambda: invoke(env, alice, "add", {"x": 1}, mode="async"))
     timer.start()
     t0 = time.monotonic()
-    got = env.client.get(
-        "/api/v1/events", params={"after": head, "wait": 20}, headers=alice
-    ).json()
+    got = env.client.get("/api/v1/events", params={"after": head, "wait": 20}, headers=alice).json()
     waited = time.monotonic() - t0
     timer.join()
     assert got["items"] and got["items"][0]["kind"] == "function.invoked"
@@ -61,9 +59,7 @@ def test_long_poll_returns_as_soon_as_an_event_is_logged(env: Env) -> None:
 
 def _read_sse(env: Env, headers: dict[str, str], count: int, **params: object) -> list[dict]:
     out: list[dict] = []
-    with env.client.stream(
-        "GET", "/api/v1/events/stream", params=params, headers=headers
-    ) as r:
+    with env.client.stream("GET", "/api/v1/events/stream", params=params, headers=headers) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         block: dict[str, str] = {}
         for line in r.iter_lines():
@@ -71,8 +67,13 @@ def _read_sse(env: Env, headers: dict[str, str], count: int, **params: object) -
                 key, _, value = line.partition(":")
                 block[key] = value.strip()
             elif not line and "data" in block:
-                out.append({"id": int(block["id"]), "event": block["event"],
-                            "data": json.loads(block["data"])})
+                out.append(
+                    {
+                        "id": int(block["id"]),
+                        "event": block["event"],
+                        "data": json.loads(block["data"]),
+                    }
+                )
                 block = {}
                 if len(out) == count:
                     break

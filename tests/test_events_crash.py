@@ -92,19 +92,20 @@ def test_kill_9_between_an_event_and_its_action(
     first = Server(home, db_url, fault)
     try:
         api = httpx.Client(base_url=first.url, headers=auth, timeout=30)
-        r = api.post("/api/v1/functions", json={"name": "record",
-                                                "import_path": "tests.events_fns:record"})
+        r = api.post(
+            "/api/v1/functions", json={"name": "record", "import_path": "tests.events_fns:record"}
+        )
         assert r.status_code == 201, r.text
         hook = api.post(
             "/api/v1/triggers",
             json={"kind": "webhook", "function": "record", "args": {"path": str(out)}},
         ).json()
         body = b'{"shot": 1}'
-        headers = signed_headers(hook["secret"], body, timestamp=time.time(),
-                                 nonce=uuid.uuid4().hex)
+        headers = signed_headers(
+            hook["secret"], body, timestamp=time.time(), nonce=uuid.uuid4().hex
+        )
         try:  # the server freezes at the fault point: this request may never be answered
-            httpx.post(f"{first.url}{hook['hook_url']}", content=body, headers=headers,
-                       timeout=3)
+            httpx.post(f"{first.url}{hook['hook_url']}", content=body, headers=headers, timeout=3)
         except httpx.TimeoutException:
             pass
         marker = home / f"fault-{fault}"

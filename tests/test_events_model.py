@@ -31,7 +31,11 @@ def test_kind_patterns() -> None:
 
 def test_event_triggers_match_kind_project_and_fields() -> None:
     t = Trigger(
-        "t1", "p1", "n", TriggerKind.EVENT, "f",
+        "t1",
+        "p1",
+        "n",
+        TriggerKind.EVENT,
+        "f",
         config={"kinds": ["run.*"], "where": {"subject": "run1"}},
     )
     assert t.matches(_event())
@@ -100,8 +104,15 @@ def test_invocation_state_machine() -> None:
 )
 def test_function_fields(changes: dict, field: str) -> None:
     kw = {
-        "name": "f", "kind": SourceKind.IMPORT, "target": "m:f", "source": None, "env": {},
-        "cpus": 1.0, "timeout": 10.0, "min_workers": 1, "max_workers": 2,
+        "name": "f",
+        "kind": SourceKind.IMPORT,
+        "target": "m:f",
+        "source": None,
+        "env": {},
+        "cpus": 1.0,
+        "timeout": 10.0,
+        "min_workers": 1,
+        "max_workers": 2,
     }
     check_function_fields(**kw)  # type: ignore[arg-type]
     with pytest.raises(SpecError) as info:

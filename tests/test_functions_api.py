@@ -13,9 +13,9 @@ import pytest
 from tests import service_env
 from tests.events_env import (
     ALL,
-    eventually,
     events_env,
     events_of,
+    eventually,
     invoke,
     lines,
     register,
@@ -54,9 +54,7 @@ def test_uploaded_source_gets_typed_arguments(env: Env) -> None:
         "def norm(p: P, scale: float = 1.0) -> dict:\n"
         "    return {'norm': (p.x ** 2 + p.y ** 2) ** 0.5 * scale, 'type': type(p).__name__}\n"
     )
-    r = env.client.post(
-        "/api/v1/functions", json={"name": "norm", "source": source}, headers=alice
-    )
+    r = env.client.post("/api/v1/functions", json={"name": "norm", "source": source}, headers=alice)
     assert r.status_code == 201, r.text
     assert "p" in r.json()["args_schema"]["properties"]
     out = invoke(env, alice, "norm", {"p": {"x": 3, "y": 4}, "scale": 2}).json()
@@ -95,9 +93,7 @@ def test_bad_registrations_are_422(env: Env) -> None:
         r = env.client.post("/api/v1/functions", json=body, headers=alice)
         assert r.status_code == 422, (body, r.text)
         assert r.json()["field"] == field, (body, r.json())
-    bad = env.client.post(
-        "/api/v1/functions/add/invoke", content=b"{not json", headers=alice
-    )
+    bad = env.client.post("/api/v1/functions/add/invoke", content=b"{not json", headers=alice)
     assert bad.status_code in (404, 422)
 
 

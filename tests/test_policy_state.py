@@ -3,7 +3,8 @@
 Hypothesis drives random event sequences (submit, remove, start, finish, node changes,
 usage changes, applying a pass's starts) against a state and against a plain model of the
 input kept by the test; at every pass the state's decisions must equal ``decide`` on the
-model, for every backfilling mode.
+model, for every backfilling mode. The facility replay, fed through its policy seam, runs
+the same on a state as on the stateless pass.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from hexflow.scheduler.cluster import Cluster, Node, NodeState, Slot
 from hexflow.scheduler.decisions import PendingTask, PolicyConfig, RunningTask, Start
 from hexflow.scheduler.policy import decide
 from hexflow.scheduler.state import PolicyState
+from hexflow.scheduler.swf import SwfJob
+from hexflow.sim import PoolPolicy, replay_facility, stateless
 from tests.test_policy import NOW, _inputs
 
 _tasks = st.builds(
@@ -248,3 +251,31 @@ def test_victims_are_kept_up_to_date_across_passes() -> None:
     assert state.decide(NOW) == [Start("u", ("n2",))]
     state.started(RunningTask("x", (Slot("n2", 4),), 40, NOW + 9, QoS.REGULAR))
     assert state.decide(NOW)[0].task_id == "old"
+
+
+@st.composite
+def _trace(draw: st.DrawFn) -> list[SwfJob]:
+    jobs, t = [], 0.0
+    for i in range(draw(st.integers(1, 20))):
+        t += draw(st.integers(0, 40))
+        run = float(draw(st.integers(0, 200)))
+        asked = run + draw(st.integers(0, 100)) if draw(st.booleans()) else -1.0
+        procs = draw(st.integers(1, 14))
+        group = draw(st.integers(1, 3))
+        queue = draw(st.sampled_from([0, 1]))
+        jobs.append(SwfJob(i + 1, t, -1, run, procs, procs, asked, 1, group, group, queue, -1))
+    return jobs
+
+
+@settings(max_examples=60, deadline=None)
+@given(_trace(), st.sampled_from(["none", "easy", "conservative"]))
+def test_the_replay_runs_the_same_on_the_state(jobs: list[SwfJob], backfill: str) -> None:
+    # The facility replay's policy seam: a PolicyState per pool, fed by the replay's events,
+    # gives the replay exactly what the stateless pass gives it.
+    config = PolicyConfig(backfill=backfill)
+
+    def incremental(pool: str, cluster: Cluster) -> PoolPolicy:
+        return PolicyState(cluster, config)
+
+    expected = replay_facility(jobs, 3, 4, policy=stateless(config))
+    assert replay_facility(jobs, 3, 4, policy=incremental) == expected

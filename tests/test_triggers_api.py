@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hexflow.events import signed_headers
 from tests import service_env
-from tests.events_env import ALL, eventually, events_of, invoke, lines, register
+from tests.events_env import ALL, events_of, eventually, invoke, lines, register
 from tests.service_env import HELLO, Env
 
 db_url, env = service_env.db_url, service_env.env  # fixtures
@@ -105,7 +105,10 @@ def test_file_arrival_with_a_marker_file(env: Env, tmp_path: Path) -> None:
     inbox.mkdir()
     (inbox / "old.h5").write_bytes(b"x")  # there before: its marker never comes
     _trigger(
-        env, alice, kind="file", function="record",
+        env,
+        alice,
+        kind="file",
+        function="record",
         config={"path": str(inbox), "pattern": "*.h5", "marker": ".done"},
         args={"path": str(out), "tag": "file"},
     )
@@ -128,7 +131,10 @@ def test_file_arrival_when_the_size_is_stable(env: Env, tmp_path: Path) -> None:
     register(env, alice, "record", "tests.events_fns:record")
     inbox, out = tmp_path / "inbox", tmp_path / "calls.txt"
     _trigger(
-        env, alice, kind="file", function="record",
+        env,
+        alice,
+        kind="file",
+        function="record",
         config={"path": str(inbox), "stable_for": 0.3},
         args={"path": str(out), "tag": "file"},
     )
@@ -149,8 +155,12 @@ def test_schedules_fire_through_the_log(env: Env, tmp_path: Path) -> None:
     register(env, alice, "record", "tests.events_fns:record")
     out = tmp_path / "ticks.txt"
     t = _trigger(
-        env, alice, kind="schedule", function="record",
-        config={"every": 0.3}, args={"path": str(out), "tag": "tick"},
+        env,
+        alice,
+        kind="schedule",
+        function="record",
+        config={"every": 0.3},
+        args={"path": str(out), "tag": "tick"},
     )
     eventually(lambda: len(lines(out)) >= 3, "three ticks")
     env.client.delete(f"/api/v1/triggers/{t['id']}", headers=alice)
@@ -169,7 +179,10 @@ def test_an_event_rule_calls_a_function_when_a_run_ends(env: Env, tmp_path: Path
     register(env, alice, "record", "tests.events_fns:record")
     out = tmp_path / "ends.txt"
     _trigger(
-        env, alice, kind="event", function="record",
+        env,
+        alice,
+        kind="event",
+        function="record",
         config={"kinds": ["run.succeeded", "run.failed"]},
         args={"path": str(out), "tag": "end"},
     )
@@ -189,10 +202,16 @@ def test_trigger_input_errors_and_ownership(env: Env) -> None:
     register(env, alice, "add", "tests.events_fns:add")
     for body, status, field in [
         ({"kind": "nope", "function": "add"}, 422, "kind"),
-        ({"kind": "schedule", "function": "add", "config": {"cron": "whenever"}}, 422,
-         "config.cron"),
-        ({"kind": "event", "function": "add", "config": {"kinds": ["run.done"]}}, 422,
-         "config.kinds.0"),
+        (
+            {"kind": "schedule", "function": "add", "config": {"cron": "whenever"}},
+            422,
+            "config.cron",
+        ),
+        (
+            {"kind": "event", "function": "add", "config": {"kinds": ["run.done"]}},
+            422,
+            "config.kinds.0",
+        ),
         ({"kind": "webhook", "function": "missing"}, 404, None),
     ]:
         r = env.client.post("/api/v1/triggers", json=body, headers=alice)
@@ -206,8 +225,12 @@ def test_trigger_input_errors_and_ownership(env: Env) -> None:
     assert env.client.delete(f"/api/v1/triggers/{hook['id']}", headers=viewer).status_code == 403
     assert env.client.delete(f"/api/v1/triggers/{hook['id']}", headers=alice).status_code == 200
     assert _post_hook(env, hook, b"{}").status_code == 404  # type: ignore[attr-defined]
-    actions = [e["action"] for e in env.client.get(
-        "/api/v1/audit", headers=env.auth("dave", "p1", "admin")).json()["items"]]
+    actions = [
+        e["action"]
+        for e in env.client.get("/api/v1/audit", headers=env.auth("dave", "p1", "admin")).json()[
+            "items"
+        ]
+    ]
     assert "trigger.create" in actions and "trigger.delete" in actions
     assert "function.register" in actions
     assert invoke(env, alice, "add", {"x": 1}).status_code == 200

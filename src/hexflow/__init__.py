@@ -31,6 +31,9 @@ _EXPORTS = {
     "load_workflow": "hexflow.flow.yamlspec",
     "checkpoint_dir": "hexflow.flow.context",
     "preemption_requested": "hexflow.flow.context",
+    "input_path": "hexflow.flow.context",
+    "output_path": "hexflow.flow.context",
+    "Dataset": "hexflow.model.datasets",
     "Settings": "hexflow.settings",
     "QoS": "hexflow.model",
     "Resources": "hexflow.model",
@@ -46,6 +49,7 @@ _EXPORTS = {
 
 __all__ = [
     "Client",
+    "Dataset",
     "HexflowError",
     "Preempted",
     "QoS",
@@ -62,7 +66,9 @@ __all__ = [
     "WorkflowFileError",
     "__version__",
     "checkpoint_dir",
+    "input_path",
     "load_workflow",
+    "output_path",
     "preemption_requested",
     "shell",
     "task",
@@ -71,12 +77,18 @@ __all__ = [
 if TYPE_CHECKING:
     from hexflow.client import Client
     from hexflow.errors import HexflowError, Preempted, SpecError, TaskFailed, WorkflowFileError
-    from hexflow.flow.context import checkpoint_dir, preemption_requested
+    from hexflow.flow.context import (
+        checkpoint_dir,
+        input_path,
+        output_path,
+        preemption_requested,
+    )
     from hexflow.flow.decorators import TaskFunction, shell, task
     from hexflow.flow.futures import TaskFuture
     from hexflow.flow.workflow import Run, Workflow
     from hexflow.flow.yamlspec import load_workflow
     from hexflow.model import QoS, Resources, RunState, TaskState
+    from hexflow.model.datasets import Dataset
     from hexflow.settings import Settings
 
 

@@ -22,6 +22,11 @@ HEXFLOW_SLURM_PARTITION, HEXFLOW_SLURM_GPU_PARTITION, HEXFLOW_SLURM_ACCOUNT  sba
 HEXFLOW_SLURM_QOS  hexflow QoS -> Slurm --qos, e.g. ``realtime=realtime,regular=regular``
 HEXFLOW_SLURM_POLL  seconds between two squeue calls (default 3)
 HEXFLOW_DASK_SCHEDULER  a Dask scheduler address (default: a local Dask cluster)
+HEXFLOW_PILOT_PROVIDER, HEXFLOW_PILOT_CPUS, HEXFLOW_PILOT_WALLTIME, HEXFLOW_PILOT_MAX  for
+               HEXFLOW_EXECUTOR=pilot: where pilots come from (slurm, local), each pilot's
+               cpus and walltime, and how many at most (docs/executors.md, Pilots)
+HEXFLOW_SITES  a sites file (YAML or JSON): run on several sites with failover
+               (docs/sites.md); then HEXFLOW_EXECUTOR is not used
 """
 
 from __future__ import annotations
@@ -30,10 +35,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hexflow.errors import SpecError
 from hexflow.model.container import CONTAINER_RUNTIMES
 from hexflow.model.resources import parse_duration, parse_memory
+from hexflow.model.sites import SitesConfig, parse_sites
 
 POLICIES = frozenset({"fair_share", "edf", "admission", "backfill", "preemption"})
 
@@ -53,6 +60,7 @@ class Settings:
     container_network: str = ""  # none | host; empty: the runtime's default
     mount_roots: tuple[Path, ...] = ()  # empty: the workdir and the home
     executor: ExecutorSettings = field(default_factory=lambda: ExecutorSettings())
+    sites: SitesConfig | None = None  # HEXFLOW_SITES, read and checked at the entry point
 
     @property
     def allowed_mount_roots(self) -> tuple[Path, ...]:
@@ -121,10 +129,36 @@ class Settings:
             container_network=network,
             mount_roots=roots,
             executor=ExecutorSettings.from_env(env),
+            sites=load_sites(Path(env["HEXFLOW_SITES"])) if env.get("HEXFLOW_SITES") else None,
         )
 
 
-EXECUTORS = ("local", "slurm", "dask")
+EXECUTORS = ("local", "slurm", "dask", "pilot")
+_PILOT_ENV = {
+    "HEXFLOW_PILOT_PROVIDER": "provider",
+    "HEXFLOW_PILOT_CPUS": "cpus",
+    "HEXFLOW_PILOT_WALLTIME": "walltime",
+    "HEXFLOW_PILOT_MAX": "max_pilots",
+}
+
+
+def load_sites(path: Path) -> SitesConfig:
+    """The sites file at ``path`` (YAML or JSON), checked; errors name the file and field."""
+    import yaml
+
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(
+            f"HEXFLOW_SITES: cannot read {path}: {exc.strerror or exc}",
+            hint="point HEXFLOW_SITES at a sites file (docs/sites.md)",
+            field="environment",
+        ) from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML or JSON: {exc}", field="sites") from None
+    return parse_sites(doc, str(path))
 
 
 @dataclass(frozen=True)
@@ -139,6 +173,7 @@ class ExecutorSettings:
     slurm_qos: tuple[tuple[str, str], ...] = ()  # (hexflow QoS, Slurm QoS) pairs
     slurm_poll: float = 3.0
     dask_scheduler: str | None = None
+    pilot: Mapping[str, Any] = field(default_factory=dict)  # the pilot site options
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ExecutorSettings:
@@ -173,4 +208,25 @@ class ExecutorSettings:
             slurm_qos=tuple(qos),
             slurm_poll=poll if poll is not None else 3.0,
             dask_scheduler=env.get("HEXFLOW_DASK_SCHEDULER") or None,
+            pilot=pilot_options(env),
         )
+
+
+def pilot_options(env: Mapping[str, str]) -> dict[str, Any]:
+    """``HEXFLOW_PILOT_*`` as the options of a pilot site (checked as a sites file's)."""
+    block: dict[str, Any] = {}
+    for name, key in _PILOT_ENV.items():
+        value = env.get(name)
+        if not value:
+            continue
+        if key in ("cpus", "max_pilots"):
+            try:
+                block[key] = int(value)
+            except ValueError:
+                raise SpecError(f"{name}: expected a whole number, got {value!r}") from None
+        else:
+            block[key] = value
+    if not block:
+        return {}
+    site = parse_sites({"sites": {"pilot": {"executor": "pilot", "pilot": block}}}, "environment")
+    return dict(site.sites[0].options)

@@ -39,7 +39,8 @@ data_app = typer.Typer(
     "another site) or local paths.  Examples:  hexflow data cp ./run1 qss:run1  ·  "
     "hexflow data add climate qss:run1 --meta title='Run 1'  ·  hexflow data search "
     "temperature  ·  hexflow data lineage climate@1 --downstream  ·  hexflow data export "
-    "climate@1 --ro-crate out/  ·  hexflow data lifecycle --dry-run  ·  hexflow transfers",
+    "climate@1 --ro-crate out/  ·  hexflow data export-run RUN --ro-crate run-crate/  ·  "
+    "hexflow data lifecycle --dry-run  ·  hexflow transfers",
     no_args_is_help=True,
 )
 
@@ -565,6 +566,69 @@ def export(
     else:
         out.print(
             f"[green]✓[/] {report['ref']} → {report['directory']} ({report['files']} files, "
+            f"RO-Crate {'valid' if not problems else 'INVALID'})",
+            highlight=False,
+        )
+        for p in problems:
+            out.print(f"  [red]{p}[/]", highlight=False)
+    if problems:
+        raise typer.Exit(3)
+
+
+@data_app.command("export-run")
+def export_run(
+    ctx: typer.Context,
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="A run id (or prefix).")],
+    ro_crate: Annotated[
+        Path | None, typer.Option("--ro-crate", help="Write the RO-Crate into this directory.")
+    ] = None,
+    license: Annotated[
+        str, typer.Option(help="License URL of the crate.")
+    ] = "https://spdx.org/licenses/CC-BY-4.0",
+    no_data: Annotated[
+        bool,
+        typer.Option(
+            "--no-data", help="Refer to the versions the run made by PID instead of copying them."
+        ),
+    ] = False,
+    storage: StorageOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export a whole workflow run as a Workflow Run / Provenance Run RO-Crate: the tasks as
+    they ran, each task run with the dataset versions it used and made, and those files."""
+    from hexflow.data.runcrate import check_run_crate
+    from hexflow.data.runcrate import export_run as write_crate
+    from hexflow.store import open_store
+
+    if ro_crate is None:
+        _bad("say where to export", hint="--ro-crate DIR")
+    assert ro_crate is not None
+    settings = settings_of(ctx)
+
+    def records() -> tuple[Any, list[Any]]:
+        store = open_store(settings.db_url)
+        try:
+            run = store.get_run(run_ref)
+            return run, store.load_tasks(run.id)
+        finally:
+            store.close()
+
+    run, tasks = _run(records)
+    with _services(ctx, run.project or "default", storage) as data:
+        report = _run(
+            lambda: write_crate(
+                data.catalog, run, tasks, ro_crate, license=license, with_data=not no_data
+            )
+        )
+    problems = check_run_crate(ro_crate)
+    report["valid"] = not problems
+    report["problems"] = problems
+    if as_json:
+        print_json(report)
+    else:
+        out.print(
+            f"[green]✓[/] run {run.id} → {report['directory']} ({report['tasks']} tasks, "
+            f"{len(report['versions_made'])} version(s) made, "
             f"RO-Crate {'valid' if not problems else 'INVALID'})",
             highlight=False,
         )

@@ -456,6 +456,14 @@ from hexflow.cli.data import TRANSFERS_EPILOG, data_app, transfers  # noqa: E402
 
 app.add_typer(data_app, name="data")
 app.command(epilog=TRANSFERS_EPILOG)(transfers)
+from hexflow.cli.sites import sites_app  # noqa: E402
+
+app.add_typer(sites_app, name="sites")
+from hexflow.cli.functions import events, functions_app, triggers_app  # noqa: E402
+
+app.add_typer(functions_app, name="functions")
+app.add_typer(triggers_app, name="triggers")
+app.command("events")(events)
 
 
 def main() -> None:

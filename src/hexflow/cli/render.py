@@ -72,16 +72,27 @@ def run_table(summary: Mapping[str, Any]) -> Table:
 
 def task_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     table = Table(title=f"{len(rows)} task(s)")
-    for col in ("task", "state", "attempt", "duration", "exit", "detail"):
+    sites = any(r.get("site") for r in rows) and len({r.get("site") for r in rows}) > 1
+    moved = any(r.get("moves") for r in rows)
+    cols = ["task", "state", "attempt", "duration", "exit", "detail"]
+    if sites or moved:  # several sites: where each task is, and its moves
+        cols.insert(2, "site")
+    for col in cols:
         table.add_column(col, overflow="fold")
     for r in rows:
         detail = r.get("error") or r.get("reason") or ("cached" if r.get("cached") else "")
-        table.add_row(
+        if r.get("moves") and r.get("state") == "succeeded":  # say it moved, and why
+            last = r["moves"][-1]
+            detail = f"moved {last['from']} → {last['to'] or '?'}: {last['reason']}"
+        cells = [
             r["task_id"],
             _state(r["state"]),
             str(r["attempt"]),
             _dur(r["started_at"], r["ended_at"]),
             "-" if r["exit_code"] is None else str(r["exit_code"]),
             str(detail or ""),
-        )
+        ]
+        if sites or moved:
+            cells.insert(2, str(r.get("site") or "-"))
+        table.add_row(*cells)
     return table

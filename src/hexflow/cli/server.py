@@ -58,12 +58,20 @@ def server(
         Path | None,
         typer.Option(help="JSON file of announced site outages (docs/service.md)."),
     ] = None,
+    storage: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="HEXFLOW_STORAGE",
+            help="Storage tiers and quotas (docs/data.md; default: $HEXFLOW_HOME/storage.yaml).",
+        ),
+    ] = None,
 ) -> None:
     """Start the hexflow service: REST API under /api/v1, OAuth2 at /oauth2/token, API docs
     at /docs, Prometheus metrics at /metrics. Runs left unfinished by a previous server are
     resumed. Create users, projects and tokens with `hexflow admin`."""
     import uvicorn
 
+    from hexflow.data import load_storage
     from hexflow.service import ServiceConfig
     from hexflow.service.api import create_app
     from hexflow.service.sites import load_outages
@@ -80,6 +88,7 @@ def server(
             python_workflows=python_workflows,
             sfapi_machines=_machines(sfapi_machine) or ServiceConfig.sfapi_machines,
             outages=load_outages(outages.read_text(), str(outages)) if outages else (),
+            storage=load_storage(settings.home, storage),
         )
         app = create_app(config)
     except HexflowError as exc:

@@ -176,7 +176,9 @@ class Catalog:
         try:
             meta = check_metadata(metadata or {})
         except SpecError as exc:
-            raise DataInputError(exc.message, hint=exc.hint or "see docs/data.md") from None
+            raise DataInputError(
+                exc.message, hint=exc.hint or "see docs/data.md", field=exc.fields.get("field")
+            ) from None
         meta.setdefault("title", name)
         meta.setdefault(
             "dateCreated", dt.datetime.fromtimestamp(self.clock(), dt.UTC).strftime("%Y-%m-%d")

@@ -50,7 +50,7 @@ def export_version(
     out_dir = out_dir.resolve()
     if out_dir.exists() and any(out_dir.iterdir()):
         raise DataInputError(f"{out_dir} is not empty", hint="export into a new or empty directory")
-    replica = _pick_replica(catalog, version)
+    replica = pick_replica(catalog, version)
     entries = catalog.files(version)
     src = catalog.transfers.backend(catalog.storage.tier(replica.tier, replica.site))
     dst = PosixBackend(str(out_dir))
@@ -90,7 +90,7 @@ def export_version(
     }
 
 
-def _pick_replica(catalog: Catalog, version: VersionRecord) -> Replica:
+def pick_replica(catalog: Catalog, version: VersionRecord) -> Replica:
     replicas = catalog.replicas(version)
     if not replicas:
         raise DataNotFound(

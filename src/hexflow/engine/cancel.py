@@ -60,9 +60,10 @@ class CancelMixin:
             token = self._token_of.get(task_id)
             if token is not None and token not in self._cancel_tokens:
                 self._cancel_tokens.add(token)
-                self._actions.append(lambda: self.executor.cancel(token, "cancelled"))
+                executor = self._site_of_token(token).executor
+                self._actions.append(lambda: executor.cancel(token, "cancelled"))
             return
-        self._placement.remove(task_id)
+        self._unqueue(task_id)
         self._waiting.pop(task_id, None)
         rec.reason = "cancelled"
         rec.error = "cancelled by request"

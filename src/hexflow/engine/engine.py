@@ -23,9 +23,11 @@ from hexflow.engine.cancel import CancelMixin
 from hexflow.engine.joins import JoinMixin
 from hexflow.engine.lease import my_owner_id, owner_alive
 from hexflow.engine.paths import RunPaths, run_home
-from hexflow.engine.placement import Placement, absolute_deadline
+from hexflow.engine.placement import absolute_deadline
 from hexflow.engine.preempt import PreemptMixin
 from hexflow.engine.progress import Progress, ProgressFn
+from hexflow.engine.sites import SITE_FAILURES, SiteMixin, SiteRuntime, SiteSet
+from hexflow.engine.taskhooks import TaskHook, TaskHookMixin
 from hexflow.errors import EngineError, SpecError
 from hexflow.executors.base import Executor, ExecutorEvent, Launch, TaskEnded, TaskStarted
 from hexflow.model import (
@@ -46,9 +48,11 @@ S = TaskState
 _TERMINAL = frozenset(s for s in S if s.terminal)
 # Reasons after which a retry makes no sense.
 _NO_RETRY = {"cancelled", "launch_failed"}
+# Ends that requeue the task as it was, whatever its retries: the work was stopped from outside.
+_REQUEUED = frozenset({"preempted", "pilot_lost"})
 
 
-class Engine(CancelMixin, JoinMixin, PreemptMixin):
+class Engine(CancelMixin, JoinMixin, PreemptMixin, SiteMixin, TaskHookMixin):
     def __init__(
         self,
         store: Store,
@@ -59,9 +63,16 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
         progress_interval: float = 0.1,
         cancel_poll_interval: float = 0.5,
         policy: PolicyConfig | None = None,
+        sites: SiteSet | None = None,
+        task_hook: TaskHook | None = None,
     ) -> None:
+        """``executor`` runs every task; or, with ``sites``, each site's executor runs the
+        tasks placed there (``executor`` is then the first site's). ``task_hook`` stages
+        and registers the datasets of tasks that declare some (``engine.taskhooks``)."""
         self.store = store
-        self.executor = executor
+        self.task_hook = task_hook
+        self.site_set = sites or SiteSet.single(executor)
+        self.executor = self.site_set.bindings[0].executor
         self._now = wallclock
         self.on_progress = on_progress
         self._progress_interval = progress_interval
@@ -77,9 +88,16 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
         self.records: dict[str, TaskRecord] = {}
         self.dag = WorkflowDAG()
         self._waiting: dict[str, int] = {}
-        self._placement = Placement(
-            self.executor.capacity, self.policy, places_work=_places_work(self.executor)
-        )
+        self._site_list = [SiteRuntime.of(b, self.policy) for b in self.site_set.bindings]
+        self._sites = {site.name: site for site in self._site_list}
+        # the one site, when there is nothing to choose (no routing on the hot path)
+        self._only_site = self._site_list[0] if len(self._site_list) == 1 else None
+        self._placement = self._site_list[0].placement  # the first site's (queue view)
+        self._at: dict[str, SiteRuntime] = {}  # task -> the site it is queued or runs at
+        self._token_site: dict[int, SiteRuntime] = {}
+        self._parked: dict[str, str] = {}  # ready tasks no site can take now -> why
+        self._moving: dict[int, str] = {}  # token -> why its site is stopping it (a move)
+        self._site_checks: set[asyncio.Task[None]] = set()
         self._preempt_tokens: set[int] = set()
         self._tokens: dict[int, str] = {}
         self._token_of: dict[str, int] = {}
@@ -120,10 +138,41 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
         meanwhile. ``run``/``drive`` of the same run then take these records as they are
         instead of reading them back; if they cannot start it, they give up the ownership.
         """
+        run, records, dag = self._plan(name, specs, workdir, run_id, config)
+        self.store.create_run(run, records)
+        # The engine's own copy of the run: the caller's record stays as created.
+        self._created = (replace(run, config=dict(config)), records, dag)
+        self._claimed = replace(run, config=dict(config))  # as stored, until driven
+        return run
+
+    def plan_run(
+        self,
+        name: str,
+        specs: Iterable[TaskSpec],
+        *,
+        workdir: str,
+        run_id: str,
+        config: dict[str, Any],
+    ) -> tuple[RunRecord, list[TaskRecord]]:
+        """The records ``create_run`` would persist, validated the same way, persisting
+        nothing: for a caller that writes them itself (the service's group commit). An
+        engine then drives the run by id, as one created by another engine."""
+        run, records, _ = self._plan(name, specs, workdir, run_id, config)
+        return run, records
+
+    def _plan(
+        self,
+        name: str,
+        specs: Iterable[TaskSpec],
+        workdir: str,
+        run_id: str,
+        config: dict[str, Any],
+    ) -> tuple[RunRecord, list[TaskRecord], WorkflowDAG]:
         dag = WorkflowDAG()
         specs = list(specs)
         dag.add_many(specs)
-        self._check_fits(specs)
+        project = config.get("project")
+        self._check_fits(specs, project if isinstance(project, str) else None)
         run = RunRecord(
             id=run_id,
             name=name,
@@ -135,11 +184,7 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
         records = [
             TaskRecord(run_id=run_id, spec=s, state=S.PENDING if s.deps else S.READY) for s in specs
         ]
-        self.store.create_run(run, records)
-        # The engine's own copy of the run: the caller's record stays as created.
-        self._created = (replace(run, config=dict(config)), records, dag)
-        self._claimed = replace(run, config=dict(config))  # as stored, until driven
-        return run
+        return run, records, dag
 
     def run(self, run_id: str, *, retry_failed: bool = False) -> RunRecord:
         """Drive ``run_id`` to completion in this thread (the sync facade)."""
@@ -150,9 +195,12 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
         self._loop = asyncio.get_running_loop()
         self._done = self._loop.create_future()
         try:
-            # Start the executor first: its workers boot while the run is loaded.
-            self.executor.start(self._loop, self._report)
+            # Start the executors first: their workers boot while the run is loaded.
+            started: list[Executor] = []
             try:
+                for site in self._site_list:
+                    site.executor.start(self._loop, self._report)
+                    started.append(site.executor)
                 self._load(run_id, retry_failed)
                 assert self.run_record is not None
                 self.paths = RunPaths(
@@ -160,21 +208,29 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
                 )
                 self.paths.create()
             except BaseException:
-                self.executor.shutdown()
+                for executor in started:
+                    executor.shutdown()
                 raise
         except BaseException:
             self._disown(run_id)
             raise
         self._claimed = None  # from now on, _release() gives the run up when the drive ends
-        poller = self._loop.create_task(self._poll_cancels())
+        pollers = [self._loop.create_task(self._poll_cancels())]
         try:
+            if self._only_site is None or self.site_set.observer is not None:
+                observer = self.site_set.observer
+                if observer is not None:  # where the sites stand, before placing anything
+                    self._apply_site_states(await self._observe_sites())
+                pollers.append(self._loop.create_task(self._watch_sites()))
             self._wake()
             return await self._done
         finally:
-            poller.cancel()
+            for poller in [*pollers, *self._site_checks]:
+                poller.cancel()
             for timer in self._timers:
                 timer.cancel()
-            self.executor.shutdown()
+            for site in self._site_list:
+                site.executor.shutdown()
             self._release()
 
     def _disown(self, run_id: str) -> None:
@@ -195,7 +251,7 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
 
     def _grow(self, specs: list[TaskSpec]) -> None:
         assert self.run_record is not None
-        self._check_fits(specs)  # before the DAG changes: a rejected batch leaves no trace
+        self._check_fits(specs, self._project)  # before the DAG changes: all or nothing
         self.dag.add_many(specs)
         for spec in specs:
             rec = TaskRecord(run_id=self.run_record.id, spec=spec)
@@ -246,6 +302,8 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
             "gpus": cap.gpus,
             "policy": asdict(self.policy),
         }
+        if self._only_site is None:
+            run.config["sites"] = [site.name for site in self._site_list]
         self.run_record = run
         self._project = run.project
         self._run_event(run)
@@ -256,8 +314,8 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
             if rec.join and rec.state is S.RUNNING:  # its code ran; it waits for a spawned task
                 self._joins.setdefault(rec.join, []).append(rec.id)
             elif rec.state.in_flight:  # lost in flight by a crash: requeue, not counted
-                if rec.worker:
-                    self.executor.reap(rec.worker)  # what the dead engine left running
+                if rec.worker:  # what the dead engine left running, wherever it was
+                    any(site.executor.reap(rec.worker) for site in self._site_list)
                 rec.set_state(S.READY)
                 rec.attempt = max(0, rec.attempt - 1)
                 rec.reason = "requeued after restart"
@@ -282,7 +340,10 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
             if self.records[target].state.terminal:  # it ended before the crash
                 self._resolve_joins(self.records[target])
 
-    def _check_fits(self, specs: Iterable[TaskSpec]) -> None:
+    def _check_fits(self, specs: Iterable[TaskSpec], project: str | None = None) -> None:
+        if self._only_site is None or any(spec.sites for spec in specs):
+            self._check_sites_of(list(specs), project)
+            return
         cap = self.executor.capacity
         one_node = not _places_work(self.executor)  # else the batch system spans nodes
         for spec in specs:
@@ -349,7 +410,9 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
                 self._done.set_exception(exc)
 
     def _flush(self) -> None:
-        if not (self._dirty or self._new or self._run_dirty or self._handled_cancels):
+        if not (
+            self._dirty or self._new or self._run_dirty or self._handled_cancels or self._events
+        ):
             return
         new_ids = {r.id for r in self._new}
         self.store.save(
@@ -400,33 +463,42 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
         self._enqueue(rec)
 
     def _enqueue(self, rec: TaskRecord) -> None:
+        site = self._only_site or self._route(rec)
+        if site is not None:  # else it waits for a site (``_parked``)
+            self._place(rec, site)
+
+    def _place(self, rec: TaskRecord, site: SiteRuntime) -> None:
         spec = rec.spec
         started = self.run_record.started_at if self.run_record else None
         deadline = absolute_deadline(started, spec.deadline)
-        self._placement.push(rec.id, spec, self._now(), deadline)
+        self._at[rec.id] = site
+        rec.site = site.name
+        site.placement.push(rec.id, spec, self._now(), deadline)
 
     def _schedule(self) -> None:
-        """One pass of the facility policy over the front of the queue; apply it."""
-        placement = self._placement
-        if not placement.worth_a_pass():
-            return
-        now = self._now()
-        progressed = False
-        for decision in placement.decide(now):
-            if isinstance(decision, Start):
-                self._start(self.records[decision.task_id], now)
-                progressed = True
-            elif isinstance(decision, Preempt):
-                self._preempt(decision)
-            elif isinstance(decision, Reject):
-                self._reject(decision)
-            # Reserve: the task waits for its nodes; `hexflow queue` says why
-        if progressed and placement.worth_a_pass():
-            self._wake()  # the window was used up, or a cache hit left room: go on
+        """One pass of the facility policy over the front of each site's queue; apply it."""
+        for site in self._site_list:
+            placement = site.placement
+            if not placement.worth_a_pass():
+                continue
+            now = self._now()
+            progressed = False
+            for decision in placement.decide(now):
+                if isinstance(decision, Start):
+                    self._start(self.records[decision.task_id], now, site)
+                    progressed = True
+                elif isinstance(decision, Preempt):
+                    self._preempt(decision)
+                elif isinstance(decision, Reject):
+                    self._reject(decision)
+                # Reserve: the task waits for its nodes; `hexflow queue` says why
+            if progressed and placement.worth_a_pass():
+                self._wake()  # the window was used up, or a cache hit left room: go on
 
-    def _start(self, rec: TaskRecord, now: float) -> None:
+    def _start(self, rec: TaskRecord, now: float, site: SiteRuntime) -> None:
         if rec.state is not S.READY:  # cancelled while queued
-            self._placement.ended(rec.id)
+            site.placement.ended(rec.id)
+            self._at.pop(rec.id, None)
             return
         inputs = {d: self.records[d].result or b"" for d in rec.spec.inputs}
         if rec.spec.cache:
@@ -436,26 +508,32 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
                 rec.result = hit.result
                 rec.cached = True
                 rec.started_at = rec.ended_at = now
-                self._placement.ended(rec.id)  # it holds nothing
+                site.placement.ended(rec.id)  # it holds nothing
+                self._at.pop(rec.id, None)
                 self._succeeded(rec)
                 return
         rec.attempt += 1
         rec.submitted_at = rec.started_at = now
         rec.ended_at = None
         self._set(rec, S.RUNNING)
-        self._actions.append(self._launcher(rec, inputs))
+        self._actions.append(self._launcher(rec, inputs, site))
 
-    def _launcher(self, rec: TaskRecord, inputs: dict[str, bytes]) -> Callable[[], None]:
+    def _launcher(
+        self, rec: TaskRecord, inputs: dict[str, bytes], site: SiteRuntime
+    ) -> Callable[[], None]:
         self._next_token += 1
         token = self._next_token
         self._tokens[token] = rec.id
         self._token_of[rec.id] = token
+        self._token_site[token] = site
+        site.running.add(token)
         assert self.run_record is not None
         spec = rec.spec
         env = {
             "HEXFLOW_RUN_ID": rec.run_id,
             "HEXFLOW_TASK_ID": spec.id,
             "HEXFLOW_ATTEMPT": str(rec.attempt),
+            "HEXFLOW_SITE": site.name,
             **spec.env,
         }
         if spec.checkpoint:
@@ -475,11 +553,11 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
             stderr=stderr,
             workdir=self.run_record.workdir,
         )
-        return lambda: self._submit(launch)
+        return self._staging(rec, launch, lambda ready: self._submit(ready, site.executor))
 
-    def _submit(self, launch: Launch) -> None:
+    def _submit(self, launch: Launch, executor: Executor) -> None:
         try:
-            self.executor.submit(launch)
+            executor.submit(launch)
         except Exception as exc:  # noqa: BLE001 - that task fails; the run goes on
             self._report(
                 TaskEnded(
@@ -487,7 +565,7 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
                     ok=False,
                     ended_at=self._now(),
                     reason="launch_failed",
-                    error=f"the {self.executor.name} executor could not start it: "
+                    error=f"the {executor.name} executor could not start it: "
                     f"{type(exc).__name__}: {exc}",
                     retryable=False,
                 )
@@ -502,12 +580,24 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
                 self._dirty[task_id] = rec
 
     def _on_ended(self, event: TaskEnded) -> None:
+        if (
+            event.reason in SITE_FAILURES
+            and self.site_set.observer is not None
+            and event.token in self._token_site
+            and not event.extra.get("site_checked")
+        ):  # did the site fail? Ask first: then the task moves instead of failing
+            event.extra["site_checked"] = True
+            self._check_site_then(self._token_site[event.token], event)
+            return
         task_id = self._tokens.pop(event.token, None)
         if task_id is None:
             return
         self._token_of.pop(task_id, None)
         rec = self.records[task_id]
-        self._placement.ended(task_id)
+        site = self._token_site.pop(event.token, None) or self._site_list[0]
+        site.running.discard(event.token)
+        site.placement.ended(task_id)
+        self._at.pop(task_id, None)
         rec.ended_at = event.ended_at
         rec.exit_code = event.exit_code
         if "image" in event.extra:  # a container task: what ran, for provenance
@@ -518,8 +608,13 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
         self._cancel_tokens.discard(event.token)
         asked = event.token in self._preempt_tokens
         self._preempt_tokens.discard(event.token)
-        # preempted at the policy's request, or by a batch system on its own (Slurm)
-        if (asked or event.reason == "preempted") and not (event.ok or cancelled):
+        moving = self._moving.pop(event.token, None)
+        if moving is not None and not (event.ok or cancelled):  # its site went down
+            self._move(rec, site, moving, attempt=rec.attempt)
+            return
+        # preempted at the policy's request, by a batch system on its own (Slurm), or its
+        # pilot was lost: requeued, not charged as a retry
+        if (asked or event.reason in _REQUEUED) and not (event.ok or cancelled):
             self._requeue_preempted(rec, event)
             return
         if event.ok and not cancelled:
@@ -533,6 +628,8 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin):
                 target = self.records[event.join]
                 if target.state.terminal:  # an adopted child that had already ended
                     self._resolve_joins(target)
+                return
+            if self._outputs_pending(rec, event.result):  # registered first, then succeeded
                 return
             rec.result = event.result
             self._succeeded(rec)

@@ -32,21 +32,26 @@ class PreemptMixin:
             return
         self._preempt_tokens.add(token)
         grace = self.policy.preempt_grace
-        executor = self.executor
+        executor = self._site_of_token(token).executor
         self._actions.append(lambda: executor.preempt(token, grace))
 
     def _requeue_preempted(self: Engine, rec: TaskRecord, event: TaskEnded) -> None:
         rec.preemptions += 1
-        rec.reason = "preempted"
-        rec.error = f"preempted (attempt {rec.attempt}); requeued" + (
-            f": {event.error}" if event.error and event.reason != "preempted" else ""
-        )
+        if event.reason == "pilot_lost":  # its pilot died or its allocation ended
+            rec.reason = "pilot_lost"
+            rec.error = f"{event.error or 'its pilot was lost'} (attempt {rec.attempt})"
+        else:
+            rec.reason = "preempted"
+            rec.error = f"preempted (attempt {rec.attempt}); requeued" + (
+                f": {event.error}" if event.error and event.reason != "preempted" else ""
+            )
         rec.traceback = None
         self._set(rec, S.READY)
         self._enqueue(rec)
 
     def _reject(self: Engine, decision: Reject) -> None:
         rec = self.records[decision.task_id]
+        self._at.pop(rec.id, None)  # the placement has forgotten it
         if rec.state is not S.READY:
             return
         rec.reason = "rejected"

@@ -144,7 +144,9 @@ def _walltime(spec: TaskSpec) -> float | None:
 
 class SiteMixin:
     # ---------------------------------------------------------------- routing
-    def _route(self: Engine, rec: TaskRecord, avoid: SiteRuntime | None = None) -> SiteRuntime | None:
+    def _route(
+        self: Engine, rec: TaskRecord, avoid: SiteRuntime | None = None
+    ) -> SiteRuntime | None:
         """The site ``rec`` goes to now, or None (it waits: ``_parked`` says why)."""
         spec = rec.spec
         views = [
@@ -203,7 +205,7 @@ class SiteMixin:
                 raise SpecError(
                     f"task {spec.name!r} asks for {spec.resources.describe()} but the "
                     f"{site.executor.name} executor has {cap.describe()} in all"
-                    + (f" (and no other site it may use has more)" if len(usable) > 1 else ""),
+                    + (" (and no other site it may use has more)" if len(usable) > 1 else ""),
                     hint="lower the request, or run on a site that has it (slurm executor)",
                     task=spec.id,
                 )
@@ -212,29 +214,28 @@ class SiteMixin:
     async def _watch_sites(self: Engine) -> None:
         """Ask the observer for the sites' states every ``check_interval``; each round
         also re-routes waiting tasks and drains sites before their planned outages."""
-        observer = self.site_set.observer
         while True:
             await asyncio.sleep(self.site_set.check_interval)
-            states: SiteStates = {}
-            if observer is not None:
-                try:
-                    states = await asyncio.to_thread(observer.observe, self._now())
-                except Exception:  # noqa: BLE001 - a failing observer must not stop the run
-                    log.exception("checking the sites failed")
+            states = await self._observe_sites()
             self._inbox.append(lambda s=states: self._apply_site_states(s))
             self._wake()
 
+    async def _observe_sites(self: Engine, only: str | None = None) -> SiteStates:
+        observer = self.site_set.observer
+        if observer is None:
+            return {}
+        try:
+            return await asyncio.to_thread(observer.observe, self._now(), only)
+        except Exception:  # noqa: BLE001 - a failing observer must not stop the run
+            log.exception("checking the sites failed")
+            return {}
+
     def _check_site_then(self: Engine, site: SiteRuntime, event: TaskEnded) -> None:
         """An end that may mean the site failed: check that site first, then handle it."""
-        observer = self.site_set.observer
-        assert observer is not None and self._loop is not None
+        assert self._loop is not None
 
         async def check() -> None:
-            try:
-                states = await asyncio.to_thread(observer.observe, self._now(), site.name)
-            except Exception:  # noqa: BLE001 - handle the end as it is
-                log.exception("checking site %s failed", site.name)
-                states = {}
+            states = await self._observe_sites(site.name)
             self._inbox.append(lambda: self._apply_site_states(states))
             self._inbox.append(event)
             self._wake()
@@ -307,10 +308,10 @@ class SiteMixin:
             self._move(self.records[task_id], site, why)
         withdraw = getattr(site.executor, "withdraw", None)
         for token in sorted(site.running):
-            task_id = self._tokens.get(token)
-            if task_id is None or token in self._moving or token in self._cancel_tokens:
+            held = self._tokens.get(token)
+            if held is None or token in self._moving or token in self._cancel_tokens:
                 continue
-            rec = self.records[task_id]
+            rec = self.records[held]
             if withdraw is not None and withdraw(token):  # it never started there
                 self._forget_token(token)
                 rec.attempt = max(0, rec.attempt - 1)  # an attempt that never ran
@@ -393,10 +394,6 @@ class SiteMixin:
             self._place(rec, target)
         else:
             rec.site = None
-
-    def _requeue_moved(self: Engine, rec: TaskRecord, event: TaskEnded, why: str) -> None:
-        site = self._sites.get(rec.site or "") or self._site_list[0]
-        self._move(rec, site, why, attempt=rec.attempt)
 
 
 __all__ = ["SITE_FAILURES", "SiteBinding", "SiteMixin", "SiteObserver", "SiteRuntime", "SiteSet"]

@@ -82,14 +82,14 @@ class EventBus:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
-                pass
+        if self._tasks:  # bounded: a client stuck in I/O must not hold the server's exit
+            await asyncio.wait(self._tasks, timeout=5)
         self._tasks = []
         if self._redis is not None:
-            await self._redis.close()
+            try:
+                await asyncio.wait_for(self._redis.close(), 5)
+            except (TimeoutError, Exception):  # noqa: BLE001 - closing anyway
+                log.warning("the Redis connection did not close cleanly")
 
     def wake(self) -> None:
         """New events are in the log (callable from any thread)."""

@@ -41,6 +41,7 @@ class EventSystem:
             clock=clock,
             on_events=self.bus.wake,
             idle_after=config.idle_after,
+            cwd=cwd,
         )
         self.triggers = TriggerManager(db, self.bus, self.gateway, faults=self.faults, clock=clock)
         self.limiter = RateLimiter(config.rate, config.burst)

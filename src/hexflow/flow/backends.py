@@ -11,7 +11,7 @@ from hexflow.settings import Settings
 
 
 def remote_executor(settings: Settings) -> Executor | None:
-    """The Slurm or Dask executor the settings choose; None for the local executor."""
+    """The Slurm, Dask or pilot executor the settings choose; None for the local one."""
     chosen = settings.executor
     if chosen.name == "slurm":
         from hexflow.executors.slurm import SlurmConfig, SlurmExecutor
@@ -35,6 +35,10 @@ def remote_executor(settings: Settings) -> Executor | None:
             workers=max(1, workers) if workers is not None else None,
             local_directory=str(settings.home / "dask"),
         )
+    if chosen.name == "pilot":
+        from hexflow.flow.sites import implicit_sites, pilot_executor
+
+        return pilot_executor(implicit_sites(settings).sites[0], settings)
     return None
 
 

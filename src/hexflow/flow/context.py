@@ -1,8 +1,9 @@
 """Helpers a running task calls to learn about its own execution: its checkpoint
-directory and whether it is being preempted."""
+directory, whether it is being preempted, and where its datasets are."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -34,3 +35,29 @@ def preemption_requested() -> bool:
     from hexflow.executors import taskcontext
 
     return taskcontext.preemption_requested()
+
+
+def input_path(name: str) -> Path:
+    """Where the version of dataset ``name`` the task reads was staged (a directory, in the
+    tier the task runs against). Only for datasets declared with ``inputs=[...]``."""
+    return _dataset_path("inputs", name)
+
+
+def output_path(name: str) -> Path:
+    """The empty directory to write the new version of ``name`` into; it is registered in
+    the catalog once the task succeeds. Only for datasets declared with ``outputs=[...]``."""
+    return _dataset_path("outputs", name)
+
+
+def _dataset_path(role: str, name: str) -> Path:
+    from hexflow.errors import HexflowError
+
+    declared = json.loads(os.environ.get("HEXFLOW_DATASETS") or "{}").get(role, {})
+    if name not in declared:
+        known = ", ".join(sorted(declared)) or "none"
+        raise HexflowError(
+            f"this task has no {role[:-1]} dataset {name!r} (its {role}: {known})",
+            hint=f"declare it: @hx.task({role}=[{name!r}])",
+        )
+    entry = declared[name]
+    return Path(entry["path"] if isinstance(entry, dict) else entry)

@@ -17,6 +17,8 @@ from hexflow.errors import SpecError
 from hexflow.flow.serialize import code_identity, dumps_function
 from hexflow.model import QoS, Resources, RetryPolicy, TaskKind, parse_duration
 from hexflow.model.container import check_container_task, check_image, normalize_mounts
+from hexflow.model.datasets import Dataset, task_datasets
+from hexflow.model.sites import site_names
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -38,6 +40,9 @@ class TaskOptions:
     tags: Mapping[str, str] = field(default_factory=dict)
     image: str | None = None
     mounts: tuple[str, ...] = ()
+    reads: tuple[Dataset, ...] = ()  # ``inputs=``: dataset versions staged for the task
+    writes: tuple[Dataset, ...] = ()  # ``outputs=``: datasets it makes a new version of
+    sites: tuple[str, ...] = ()  # ``site=``/``sites=``: where it may run (empty: anywhere)
 
 
 def build_options(
@@ -61,12 +66,17 @@ def build_options(
     tags: Mapping[str, str] | None = None,
     image: str | None = None,
     mounts: Iterable[str] | None = None,
+    inputs: Iterable[str | Dataset] = (),
+    outputs: Iterable[str | Dataset] = (),
+    site: str | None = None,
+    sites: Iterable[str] | None = None,
 ) -> TaskOptions:
     resources = Resources.parse(cpus=cpus, memory=memory, gpus=gpus, nodes=nodes, walltime=walltime)
     if image is not None:
         check_image(image, name)
     mount_list = normalize_mounts(mounts, name)
     check_container_task(name, image, mount_list, resources.memory, env or {})
+    reads, writes = task_datasets(name or "task", inputs, outputs)
     return TaskOptions(
         resources=resources,
         qos=QoS.parse(qos),
@@ -82,6 +92,11 @@ def build_options(
         tags=dict(tags or {}),
         image=image,
         mounts=mount_list,
+        reads=reads,
+        writes=writes,
+        sites=site_names(
+            site, list(sites) if sites is not None and not isinstance(sites, str) else sites
+        ),
     )
 
 
@@ -132,8 +147,13 @@ class TaskFunction(Generic[P, R]):
             "tags": current.tags,
             "image": current.image,
             "mounts": current.mounts,
+            "inputs": current.reads,
+            "outputs": current.writes,
+            "sites": current.sites or None,
         }
         check_option_names(overrides)
+        if "site" in overrides:  # a pin replaces the list, not joins it
+            base["sites"] = None
         copy = TaskFunction(self.fn, self.kind, build_options(**{**base, **overrides}))
         copy._blob, copy._identity = self._blob, self._identity
         return copy
@@ -190,7 +210,10 @@ def task(fn: Callable[..., Any] | None = None, **options: Any) -> Any:
 
     Options: cpus, memory ("512M"), gpus, nodes, walltime ("10m"), qos (realtime, urgent,
     interactive, regular, preempt), deadline, timeout, retries, backoff, after=[futures],
-    cache, checkpoint, env, name, image (run in a container, docs/containers.md), mounts.
+    cache, checkpoint, env, name, image (run in a container, docs/containers.md), mounts,
+    inputs=["raw@3"] and outputs=["clean"] (datasets staged for it and registered from what
+    it writes: ``hx.input_path``, ``hx.output_path``; docs/data.md), site="perlmutter" or
+    sites=["perlmutter", "local"] (where it may run; docs/sites.md).
     """
     return _decorator(TaskKind.PYTHON, fn, options)
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import os
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from hexflow.data.taskdata import TaskData
+from hexflow.data.tiers import StorageConfig
 from hexflow.engine import Engine, Progress, RunPaths
 
 __all__ = ["Progress"]  # re-exported for the CLI's progress bar
@@ -45,13 +48,20 @@ def make_store(settings: Settings) -> Store:
 def make_engine(
     settings: Settings, store: Store, on_progress: Callable[[Progress], None] | None = None
 ) -> Engine:
-    executor = remote_executor(settings) or LocalExecutor(
-        cpus=settings.cpus,
-        memory=settings.memory,
-        gpus=settings.gpus,
-        scratch_dir=str(settings.home / "scratch"),
-        kill_grace=settings.kill_grace,
-        containers=container_config(settings),
+    from hexflow.flow.sites import site_set
+
+    sites = site_set(settings)  # HEXFLOW_SITES: an executor per site, with failover
+    executor = (
+        (sites.bindings[0].executor if sites else None)
+        or remote_executor(settings)
+        or LocalExecutor(
+            cpus=settings.cpus,
+            memory=settings.memory,
+            gpus=settings.gpus,
+            scratch_dir=str(settings.home / "scratch"),
+            kill_grace=settings.kill_grace,
+            containers=container_config(settings),
+        )
     )
     off = settings.policy_off
     policy = PolicyConfig(
@@ -62,7 +72,27 @@ def make_engine(
         preemption="preemption" not in off,
         preempt_grace=settings.preempt_grace,
     )
-    return Engine(store, executor, on_progress=on_progress, policy=policy)
+    return Engine(
+        store,
+        executor,
+        on_progress=on_progress,
+        policy=policy,
+        task_hook=task_data(settings),
+        sites=sites,
+    )
+
+
+def task_data(settings: Settings) -> TaskData:
+    """The engine's hook for tasks with ``inputs=``/``outputs=`` datasets (docs/data.md):
+    the catalog in the run's database, the tiers of the storage settings (read only when
+    a task declares datasets)."""
+    from hexflow.data.config import load_storage
+
+    def storage() -> StorageConfig:
+        path = os.environ.get("HEXFLOW_STORAGE")
+        return load_storage(settings.home, Path(path) if path else None)
+
+    return TaskData(settings.db_url, storage)
 
 
 def container_config(settings: Settings) -> ContainerConfig:

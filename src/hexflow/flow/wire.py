@@ -16,6 +16,7 @@ from typing import Any
 
 from hexflow.errors import SpecError, WorkflowFileError
 from hexflow.model import QoS, Resources, TaskKind, TaskSpec
+from hexflow.model.datasets import Dataset
 from hexflow.model.spec import RetryPolicy
 
 FORMAT = "hexflow.workflow/1"
@@ -25,7 +26,7 @@ _SPEC_KEYS = frozenset(
     {
         "id", "name", "kind", "resources", "qos", "deps", "inputs", "payload", "command",
         "shell", "env", "cwd", "retry", "timeout", "deadline", "cache", "cache_salt",
-        "checkpoint", "tags", "image", "mounts",
+        "checkpoint", "tags", "image", "mounts", "sites", "reads", "writes",
     }
 )  # fmt: skip
 
@@ -69,6 +70,9 @@ def _encode_spec(s: TaskSpec) -> dict[str, Any]:
         "tags": dict(s.tags),
         "image": s.image,
         "mounts": list(s.mounts),
+        **({"sites": list(s.sites)} if s.sites else {}),
+        **({"reads": [_encode_dataset(d) for d in s.reads]} if s.reads else {}),
+        **({"writes": [_encode_dataset(d) for d in s.writes]} if s.writes else {}),
     }
 
 
@@ -138,6 +142,9 @@ def _decode_spec(item: object, where: str) -> TaskSpec:
             tags=_mapping(item, "tags", where),
             image=_opt(item, "image", str, where),
             mounts=tuple(_strings(item, "mounts", where)),
+            sites=tuple(_strings(item, "sites", where)),
+            reads=_datasets(item, "reads", "inputs", where),
+            writes=_datasets(item, "writes", "outputs", where),
         )
     except WorkflowFileError:
         raise
@@ -145,6 +152,17 @@ def _decode_spec(item: object, where: str) -> TaskSpec:
         message = exc.message if isinstance(exc, SpecError) else str(exc)
         field = exc.fields.get("field") if isinstance(exc, SpecError) else None
         raise _bad(f"{where}.{field}" if field else where, message) from None
+
+
+def _datasets(item: Mapping[str, Any], key: str, role: str, where: str) -> tuple[Dataset, ...]:
+    value = item.get(key) or []
+    if not isinstance(value, list):
+        raise _bad(f"{where}.{key}", "expected a list of datasets")
+    return tuple(Dataset.of(v, role) for v in value)
+
+
+def _encode_dataset(d: Dataset) -> dict[str, Any]:
+    return {"name": d.name, "version": d.version, "tier": d.tier, "metadata": dict(d.metadata)}
 
 
 def _bad(field: str, message: str) -> WorkflowFileError:

@@ -166,6 +166,9 @@ class Workflow:
             tags={"function": tf.name, **opts.tags},
             image=opts.image,
             mounts=opts.mounts,
+            reads=opts.reads,
+            writes=opts.writes,
+            sites=opts.sites,
         )
         if tf.kind is TaskKind.SHELL_BUILDER and not found:
             # The command needs no upstream result: build it now, so errors show up here.

@@ -25,7 +25,9 @@ from hexflow.errors import SpecError, WorkflowFileError
 from hexflow.flow.workflow import Workflow
 from hexflow.model import QoS, Resources, RetryPolicy, TaskKind, TaskSpec, find_cycle
 from hexflow.model.container import check_image, normalize_mounts
+from hexflow.model.datasets import Dataset, task_datasets
 from hexflow.model.resources import parse_duration, parse_memory
+from hexflow.model.sites import site_names
 
 T = TypeVar("T")
 Where = tuple[int, str]  # (1-based line, field path such as "tasks.simulate.cpus")
@@ -35,9 +37,9 @@ TOP_FIELDS = ("name", "params", "defaults", "tasks")
 # fmt: off
 OPTION_FIELDS = ("cpus", "memory", "gpus", "nodes", "walltime", "timeout", "qos", "deadline",
                  "retries", "backoff", "checkpoint", "cache", "env", "cwd", "shell", "image",
-                 "mounts")
+                 "mounts", "site", "sites")
 # fmt: on
-TASK_FIELDS = ("name", "command", "depends_on", "after", *OPTION_FIELDS)
+TASK_FIELDS = ("name", "command", "depends_on", "after", "inputs", "outputs", *OPTION_FIELDS)
 _TASK_NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")  # no leading dot: names are paths
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _REF = re.compile(r"\$(\$?)\{([^{}]*)(\})?")  # ${name}, $${escaped}, or an unclosed ${
@@ -85,6 +87,21 @@ def load_workflow_text(
     loader = _Loader(Path(source), source, dict(params or {}), text=text)
     loader.is_json = json_format
     return loader.load(workdir)
+
+
+_FAST_LOADER = getattr(yaml, "CSafeLoader", None)  # libyaml, if PyYAML was built with it
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """The document's node tree, read by libyaml where available (several times faster:
+    the service parses every submission). A document libyaml refuses is read again by
+    the Python parser, so that errors have its messages and lines everywhere."""
+    if _FAST_LOADER is not None:
+        try:
+            return yaml.compose(text, Loader=_FAST_LOADER)
+        except yaml.YAMLError:
+            pass
+    return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
 class _Loader:
@@ -174,7 +191,7 @@ class _Loader:
                 raise self.error(exc.lineno, "", msg) from None
             text = text.replace("\t", " ")  # valid JSON has tabs only between tokens
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            root = _compose(text)
         except yaml.MarkedYAMLError as exc:
             mark, start = exc.problem_mark or exc.context_mark, exc.context_mark
             msg = f"invalid YAML: {exc.problem or exc.context}"
@@ -219,7 +236,7 @@ class _Loader:
                 items[key] = self.convert(value_node, key_line, sub, seen)
             return _Node(merged | items, line)
         if self.is_json:  # quoted scalars are strings; plain ones numbers, true, false, null
-            if getattr(node, "style", None) is None:
+            if not getattr(node, "style", None):  # plain: None (Python parser), "" (libyaml)
                 return _Node(json.loads(node.value), line)
             return _Node(node.value.encode("utf-16", "surrogatepass").decode("utf-16"), line)
         try:
@@ -382,6 +399,16 @@ class _Loader:
             return self.model(check_image, at, value=name)
         if key == "mounts":
             return self.mounts(node, where)
+        if key == "site":
+            name = self.typed(node, where, str, "a site name")
+            return self.model(site_names, at, site=name, where=where)
+        if key == "sites":
+            items = self.typed(node, where, list, "a list of site names")
+            names = [
+                self.typed(item, f"{where}[{i}]", str, "a site name")
+                for i, item in enumerate(items)
+            ]
+            return self.model(site_names, at, sites=names, where=where)
         return self.model(parse_duration, at, value=node.value, field=key)  # time limits
 
     def options(self, fields: Mapping[str, _Node], prefix: str) -> Options:
@@ -423,6 +450,10 @@ class _Loader:
             nodes=get("nodes", 1), walltime=get("walltime"),
         )  # fmt: skip
         retry = self.model(RetryPolicy, at, retries=get("retries", 0), backoff=get("backoff", 1.0))
+        reads, writes = self.datasets(name, fields, prefix)
+        if "site" in fields and "sites" in fields:
+            self.fail(fields["sites"].line, f"{prefix}.sites", "give site or sites, not both")
+        sites = get("site") if "site" in fields else get("sites") if "sites" in fields else None
         at |= {"": (line, prefix), "command": (fields["command"].line, f"{prefix}.command")}
         return self.model(
             TaskSpec, at, id=name, name=name, kind=TaskKind.SHELL, command=command,
@@ -431,7 +462,33 @@ class _Loader:
             cache=get("cache", False), checkpoint=get("checkpoint", False),
             env={**get("env", {}), **self.shell_params},
             cwd=get("cwd"), image=get("image"), mounts=get("mounts", ()),
+            reads=reads, writes=writes, sites=sites or get("site") or get("sites") or (),
         )  # fmt: skip
+
+    def datasets(
+        self, name: str, fields: Mapping[str, _Node], prefix: str
+    ) -> tuple[tuple[Dataset, ...], tuple[Dataset, ...]]:
+        """``inputs: [raw@3, ...]`` and ``outputs: [clean, {name: x, metadata: {...}}]``."""
+        lists: dict[str, list[Any]] = {"inputs": [], "outputs": []}
+        at: dict[str, Where] = {}
+        for role in lists:
+            node = fields.get(role)
+            if node is None or node.value is None:
+                continue
+            where = f"{prefix}.{role}"
+            at[role] = (node.line, where)
+            for i, item in enumerate(self.typed(node, where, list, "a list of datasets")):
+                value = item.plain()
+                if isinstance(value, str):
+                    value = self.substitute(value, item.line, f"{where}[{i}]")
+                lists[role].append(value)
+        if not at:
+            return (), ()
+        for key in ("version", "tier", "metadata", "dataset name"):
+            at.setdefault(key, next(iter(at.values())))
+        return self.model(
+            task_datasets, at, task=name, inputs=lists["inputs"], outputs=lists["outputs"]
+        )
 
     def command(self, node: _Node, where: str, shell: bool) -> tuple[str, ...]:
         """argv from a list, or from a string split like a shell would (no shell runs)."""

@@ -215,3 +215,118 @@ def meta_pairs(metadata: Mapping[str, Any]) -> set[tuple[str, str]]:
 
     walk("", metadata)
     return out
+
+
+# ---------------------------------------------------------------------- datasets of tasks
+
+_SELECTOR_RE = re.compile(r"^[A-Za-z0-9:_-]{1,80}$")
+_TIER_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}(@[\w.-]+)?$")
+_ROLES = {"inputs": "input", "outputs": "output"}
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """A dataset a task reads (``inputs=``) or writes a new version of (``outputs=``).
+
+    ``Dataset("raw")`` or ``"raw"``: as an input, the latest version when the task starts;
+    as an output, a new version made of what the task wrote. ``Dataset("raw", version=3)``
+    or ``"raw@3"`` (a number, a digest prefix or ``latest``): that version, inputs only.
+    ``tier``: where an input is staged for the task, or an output written (default: the
+    fast tier, ``qss``). ``metadata``: of the new version (outputs only).
+    """
+
+    name: str
+    version: str | None = None
+    tier: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_name(self.name)
+        if self.version is not None:
+            version = str(self.version)
+            if not _SELECTOR_RE.match(version):
+                raise SpecError(
+                    f"dataset {self.name}: version {self.version!r} is not valid",
+                    hint="give a number, a digest prefix or 'latest'",
+                    field="version",
+                )
+            object.__setattr__(self, "version", version)
+        if self.tier is not None and not _TIER_RE.match(self.tier):
+            raise SpecError(
+                f"dataset {self.name}: tier {self.tier!r} is not a tier name",
+                hint="e.g. qss, pss, or TIER@SITE",
+                field="tier",
+            )
+        object.__setattr__(self, "metadata", check_metadata(self.metadata))
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}" if self.version else self.name
+
+    @property
+    def env_name(self) -> str:
+        """The suffix of its environment variables: ``raw-data`` → ``RAW_DATA``."""
+        return re.sub(r"[^A-Za-z0-9]", "_", self.name).upper()
+
+    @classmethod
+    def of(cls, value: object, role: str = "inputs") -> Dataset:
+        """From a ``Dataset``, a ``"NAME[@VERSION]"`` string, or a mapping with the same
+        keys as the constructor (YAML); ``role`` is ``inputs`` or ``outputs``."""
+        if isinstance(value, Dataset):
+            found = value
+        elif isinstance(value, str):
+            name, sep, version = value.partition("@")
+            found = cls(name, version if sep else None)
+        elif isinstance(value, Mapping):
+            unknown = set(value) - {"name", "version", "tier", "metadata"}
+            if unknown or "name" not in value:
+                raise SpecError(
+                    f"{role}: {dict(value)!r} is not a dataset",
+                    hint="give name, and optionally version, tier, metadata",
+                    field=role,
+                )
+            found = cls(
+                str(value["name"]),
+                None if value.get("version") is None else str(value["version"]),
+                value.get("tier"),
+                value.get("metadata") or {},
+            )
+        else:
+            raise SpecError(
+                f"{role}: expected a dataset name ('raw@3') or hx.Dataset, got {value!r}",
+                field=role,
+            )
+        if role == "outputs" and found.version is not None:
+            raise SpecError(
+                f"output {found.ref}: a task makes a new version, it cannot name one",
+                hint=f"write {found.name!r}",
+                field="outputs",
+            )
+        if role == "inputs" and found.metadata:
+            raise SpecError(f"input {found.ref}: metadata belongs to outputs", field="inputs")
+        return found
+
+
+def task_datasets(
+    task: str, inputs: Iterable[object], outputs: Iterable[object]
+) -> tuple[tuple[Dataset, ...], tuple[Dataset, ...]]:
+    """A task's ``inputs=`` and ``outputs=`` as Datasets; each name once per task (the
+    environment variables ``HEXFLOW_INPUT_<NAME>``/``HEXFLOW_OUTPUT_<NAME>`` must differ)."""
+    if isinstance(inputs, str | Dataset) or isinstance(outputs, str | Dataset):
+        raise SpecError(
+            f"task {task}: inputs= and outputs= take lists", hint="write inputs=['raw@1']"
+        )
+    reads = tuple(Dataset.of(v, "inputs") for v in inputs)
+    writes = tuple(Dataset.of(v, "outputs") for v in outputs)
+    for role, items in (("inputs", reads), ("outputs", writes)):
+        seen: dict[str, str] = {}
+        for ds in items:
+            if ds.env_name in seen:
+                raise SpecError(
+                    f"task {task}: {role} {seen[ds.env_name]!r} and {ds.name!r} would share "
+                    f"HEXFLOW_{_ROLES[role].upper()}_{ds.env_name}",
+                    hint="give each dataset of a task its own name",
+                    field=role,
+                )
+            seen[ds.env_name] = ds.name
+    return reads, writes

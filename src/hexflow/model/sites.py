@@ -261,8 +261,7 @@ def _site(name: object, doc: object, source: str) -> SiteSpec:
     for other in EXECUTOR_KINDS:
         if other != kind and other in body:
             raise SpecError(
-                f"{source}: {where}.{other}: a {kind} site takes a `{kind}:` block, "
-                f"not `{other}:`",
+                f"{source}: {where}.{other}: a {kind} site takes a `{kind}:` block, not `{other}:`",
                 field=f"{where}.{other}",
             )
     options = _options(kind, body.get(kind), source, f"{where}.{kind}")
@@ -320,7 +319,7 @@ def _options(kind: str, doc: object, source: str, where: str) -> dict[str, Any]:
         elif how == "duration":
             out[key] = _duration(value, source, at)
         elif how == "memory":
-            out[key] = _model(parse_memory, source, at, value, at)
+            out[key] = _model(parse_memory, source, at, value)
         else:
             out[key] = _number(value, source, at, whole=how == "whole")
     return out
@@ -338,7 +337,7 @@ def _pool(doc: object, source: str, where: str) -> SitePool:
         raise SpecError(
             f"{source}: {where}: a pool has at least one node with some cpus", field=where
         )
-    memory = _model(parse_memory, source, f"{where}.memory", body.get("memory", 0), "memory")
+    memory = _model(parse_memory, source, f"{where}.memory", body.get("memory", 0))
     gpus = _number(body.get("gpus", 0), source, f"{where}.gpus", whole=True)
     return SitePool(name, int(nodes), float(cpus), memory, int(gpus))
 
@@ -390,8 +389,7 @@ def _keys(body: Mapping[str, Any], allowed: tuple[str, ...], source: str, where:
             close = difflib.get_close_matches(str(key), allowed, n=1)
             at = f"{where}.{key}" if where else str(key)
             raise SpecError(
-                f"{source}: {at}: unknown key"
-                + (f"; did you mean {close[0]!r}?" if close else ""),
+                f"{source}: {at}: unknown key" + (f"; did you mean {close[0]!r}?" if close else ""),
                 hint=f"keys here: {', '.join(allowed)}",
                 field=at,
             )
@@ -406,25 +404,30 @@ def _names(doc: object, source: str, where: str) -> tuple[str, ...]:
 
 
 def _number(value: object, source: str, where: str, whole: bool = False) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or (whole and not float(value).is_integer()) or float(value) < 0:  # type: ignore[arg-type]
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or (whole and not float(value).is_integer())
+        or value < 0
+    ):
         kind = "a whole number >= 0" if whole else "a number >= 0"
         raise SpecError(f"{source}: {where}: expected {kind}, got {value!r}", field=where)
-    return int(value) if whole else float(value)  # type: ignore[arg-type]
+    return int(value) if whole else float(value)
 
 
 def _duration(value: object, source: str, where: str) -> float:
-    seconds = _model(parse_duration, source, where, value, where)
+    seconds = _model(parse_duration, source, where, value)
     if seconds is None or seconds <= 0:
         raise SpecError(f"{source}: {where}: expected a positive duration", field=where)
     return float(seconds)
 
 
-def _model(fn: Any, source: str, where: str, value: object, name: str) -> Any:
+def _model(fn: Any, source: str, where: str, value: object) -> Any:
+    """``fn(value, where)`` (a parser whose messages start with the field's name)."""
     try:
-        return fn(value, name)
+        return fn(value, where)
     except SpecError as exc:
-        raise SpecError(f"{source}: {where}: {exc.message}", hint=exc.hint, field=where) from None
+        raise SpecError(f"{source}: {exc.message}", hint=exc.hint, field=where) from None
 
 
 def _time(value: object, source: str, where: str) -> float:

@@ -14,6 +14,7 @@ from enum import StrEnum
 from hexflow.errors import SpecError
 from hexflow.model._pickling import fast_state
 from hexflow.model.container import check_container_task, check_image, normalize_mounts
+from hexflow.model.datasets import Dataset
 from hexflow.model.qos import QoS
 from hexflow.model.resources import Resources
 
@@ -67,6 +68,8 @@ class TaskSpec:
     image: str | None = None  # run inside this container image (executors/containers)
     mounts: tuple[str, ...] = ()  # bind mounts of a container task, "src:/dst:ro|rw"
     sites: tuple[str, ...] = ()  # the sites it may run at (one: pinned); empty: any site
+    reads: tuple[Dataset, ...] = ()  # dataset versions staged for it (``inputs=``)
+    writes: tuple[Dataset, ...] = ()  # datasets it makes a new version of (``outputs=``)
 
     def __post_init__(self) -> None:
         if not self.id or not isinstance(self.id, str):

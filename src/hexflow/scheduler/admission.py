@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from hexflow.scheduler.cluster import Node, NodeState
 from hexflow.scheduler.decisions import PendingTask, PolicyConfig, Reject, Shape
-from hexflow.scheduler.ordering import QueueOrder
+from hexflow.scheduler.ordering import DEAD, QueueOrder
 
 # (nodes not down, (largest cpus, gpus, memory) among them)
 Limits = tuple[int, tuple[float, int, int]]
@@ -70,18 +70,21 @@ def rejections(
         if shape is not None and order.shape_count[sid] and too_large(shape, limits)
     }
     refused: list[tuple[int, PendingTask]] = []
-    seq_of, sid_of = order.seq_of, order.shape_ids
+    noted = order.noted  # the seq of every deadline task and gang member
     if bad_shapes:
-        refused = [
-            (seq_of[t.task_id], t) for t in order.entries.values() if sid_of[t.shape] in bad_shapes
-        ]
+        sid_of = order.shape_ids
+        for buckets in order.buckets.values():
+            for bucket in buckets.values():
+                for task, seq, sid in zip(bucket.tasks, bucket.seqs, bucket.sids, strict=True):
+                    if sid != DEAD and sid_of[task.shape] in bad_shapes:
+                        refused.append((seq, task))
     if config.admission:
         for task_id, task in order.deadlines.items():
             assert task.deadline is not None
             if now + task.walltime > task.deadline and not (
-                bad_shapes and sid_of[task.shape] in bad_shapes  # already refused
+                bad_shapes and order.shape_ids[task.shape] in bad_shapes  # already refused
             ):
-                refused.append((seq_of[task_id], task))
+                refused.append((noted[task_id], task))
     if not refused:
         return [], set(), bad_shapes
     refused.sort(key=lambda e: e[0])
@@ -97,7 +100,7 @@ def rejections(
             bad_gangs.setdefault(task.gang, f"gang {task.gang}: member {task.task_id}: {reason}")
     if bad_gangs:
         members = sorted(
-            (seq_of[t.task_id], t)
+            (noted[t.task_id], t)
             for gang in bad_gangs
             for t in order.gangs[gang].values()
             if t.task_id not in ids

@@ -5,16 +5,18 @@ Order: QoS class (strict), then inside realtime/urgent earliest deadline first (
 decayed usage first) when ``fair_share`` is on; then submit time, then queue position
 (``seq``, the order of submission). ``QueueOrder`` keeps each bucket sorted as tasks come
 and go: a removed task leaves a tombstone (scan id ``DEAD``) until the bucket is compacted,
-so applying a pass's starts costs a binary search each, not a rebuild. Pure: no clock.
+so applying a pass's starts costs a binary search each, not a rebuild. Tasks added in bulk
+(``extend``) are indexed by id only when an event first needs it, so a one-off stateless
+pass does not pay for the index. Pure: no clock.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from operator import attrgetter
+from typing import Any
 
 from hexflow.model import QoS
 from hexflow.scheduler.decisions import PendingTask, PolicyConfig, Shape
@@ -98,8 +100,11 @@ class QueueOrder:
         self.fair = config.fair_share
         self.usage: Mapping[str, float] = {}
         self.buckets: dict[QoS, dict[str, Bucket]] = {q: {} for q in QoS}
-        self.entries: dict[str, PendingTask] = {}  # in queue position order
-        self.seq_of: dict[str, int] = {}
+        self._entries: dict[str, PendingTask] = {}  # in queue position order
+        self._seq_of: dict[str, int] = {}
+        self._bulk: list[tuple[list[PendingTask], int]] = []  # (tasks, first seq): not in yet
+        self.count = 0
+        self.noted: dict[str, int] = {}  # seq of deadline tasks and gang members
         self.shape_ids: dict[Shape, int] = {}
         self.shapes: list[Shape | None] = [None, None]  # sid -> shape (DEAD, GANG: none)
         self.shape_count: list[int] = [0, 0]  # queued tasks per shape
@@ -108,7 +113,38 @@ class QueueOrder:
         self.seq = 0
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return self.count
+
+    @property
+    def entries(self) -> dict[str, PendingTask]:
+        """Queued tasks by id, in queue position order."""
+        if self._bulk:
+            self._index()
+        return self._entries
+
+    @property
+    def seq_of(self) -> dict[str, int]:
+        """Each queued task's queue position (a number that only grows)."""
+        if self._bulk:
+            self._index()
+        return self._seq_of
+
+    def _index(self) -> None:
+        # Tasks added in bulk are indexed by id on first need: a one-off pass never pays.
+        for tasks, first in self._bulk:
+            ids = [t.task_id for t in tasks]
+            before = len(self._entries)
+            self._entries.update(zip(ids, tasks, strict=True))
+            if len(self._entries) - before != len(tasks):
+                seen: set[str] = set()
+                for task_id in ids:
+                    if task_id in seen:
+                        raise ValueError(
+                            f"queue: task id {task_id!r} appears twice; ids must be unique"
+                        )
+                    seen.add(task_id)
+            self._seq_of.update(zip(ids, range(first, first + len(tasks)), strict=True))
+        self._bulk.clear()
 
     def sid(self, shape: Shape) -> int:
         sid = self.shape_ids.get(shape)
@@ -125,14 +161,17 @@ class QueueOrder:
         if task.task_id in self.entries:
             self.remove(task.task_id)
         seq = self.seq = self.seq + 1
-        self.entries[task.task_id] = task
-        self.seq_of[task.task_id] = seq
+        self._entries[task.task_id] = task
+        self._seq_of[task.task_id] = seq
+        self.count += 1
         sid = self.sid(task.shape)
         self.shape_count[sid] += 1
         if task.gang is not None:
             self.gangs.setdefault(task.gang, {})[task.task_id] = task
+            self.noted[task.task_id] = seq
         if task.deadline is not None and not task.best_effort:
             self.deadlines[task.task_id] = task
+            self.noted[task.task_id] = seq
         bucket = self._bucket(task, create=True)
         assert bucket is not None
         scan = GANG if task.gang is not None else sid
@@ -150,57 +189,70 @@ class QueueOrder:
     def extend(self, tasks: Iterable[PendingTask]) -> None:
         """``add`` each task in turn; buckets are sorted once, when next read."""
         tasks = list(tasks)
-        ids = [t.task_id for t in tasks]
-        entries = self.entries
-        if not entries.keys().isdisjoint(ids) or len(set(ids)) != len(ids):
-            for task in tasks:  # replacements: one by one, as ``add`` would
+        if self.count:
+            for task in tasks:  # may replace queued tasks: one by one, as ``add`` would
                 self.add(task)
             return
         first = self.seq + 1
         self.seq += len(tasks)
-        entries.update(zip(ids, tasks))
-        self.seq_of.update(zip(ids, range(first, first + len(tasks))))
-        shapes = [t.shape for t in tasks]
-        for shape in set(shapes).difference(self.shape_ids):
-            self.sid(shape)
-        sids = list(map(self.shape_ids.__getitem__, shapes))
-        counts = self.shape_count
-        for sid, n in Counter(sids).items():
-            counts[sid] += n
-        for k in [k for k, t in enumerate(tasks) if t.gang is not None]:
-            task = tasks[k]
-            self.gangs.setdefault(task.gang, {})[task.task_id] = task  # type: ignore[arg-type]
-            sids[k] = GANG
-        self.deadlines.update(
-            (t.task_id, t) for t in tasks if t.deadline is not None and not t.best_effort
-        )
-        # Grouped by bucket in one pass, then each bucket's columns in one go.
-        groups: dict[tuple[QoS, str], list[int]] = {}
-        by_project = self.by_project
-        for k, task in enumerate(tasks):
+        self.count += len(tasks)
+        self._bulk.append((tasks, first))
+        shape_ids, counts, noted = self.shape_ids, self.shape_count, self.noted
+        buckets, by_project = self.buckets, self.by_project
+        # per (class, project): the bound appends of its bucket's columns
+        appends: dict[object, tuple[Callable[[Any], None], ...]] = {}
+        # per bucket: [latest submit time, still in submit order] (then no sort is needed)
+        ordered: dict[object, list[Any]] = {}
+        seq = first - 1
+        for task in tasks:  # one loop, few lookups: this is the stateless pass's setup
+            seq += 1
+            sid = shape_ids.get(task.shape)
+            if sid is None:
+                sid = self.sid(task.shape)
+            counts[sid] += 1
             qos = task.qos
-            key = (qos, task.project if by_project[qos] else "")
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [k]
+            key = (qos, task.project) if by_project[qos] else qos
+            columns = appends.get(key)
+            if columns is None:
+                project = task.project if by_project[qos] else ""
+                bucket = buckets[qos].get(project)
+                if bucket is None:
+                    bucket = buckets[qos][project] = Bucket(self.edf[qos])
+                bucket.sorted = False
+                ordered[key] = [-math.inf, not bucket.edf, bucket]
+                columns = appends[key] = (
+                    bucket.tasks.append,
+                    bucket.seqs.append,
+                    bucket.walls.append,
+                    bucket.sids.append,
+                )
+            if task.gang is not None:
+                self.gangs.setdefault(task.gang, {})[task.task_id] = task
+                noted[task.task_id] = seq
+                sid = GANG
+            if task.deadline is not None and not task.best_effort:
+                self.deadlines[task.task_id] = task
+                noted[task.task_id] = seq
+            add_task, add_seq, add_wall, add_sid = columns
+            add_task(task)
+            add_seq(seq)
+            add_wall(task.walltime)
+            add_sid(sid)
+            latest = ordered[key]
+            if task.submit_time >= latest[0]:
+                latest[0] = task.submit_time
             else:
-                group.append(k)
-        for (qos, project), members in groups.items():
-            bucket = self.buckets[qos].get(project)
-            if bucket is None:
-                bucket = self.buckets[qos][project] = Bucket(self.edf[qos])
-            mine = [tasks[k] for k in members]
-            bucket.tasks.extend(mine)
-            bucket.seqs.extend([first + k for k in members])
-            bucket.walls.extend([t.walltime for t in mine])
-            bucket.sids.extend([sids[k] for k in members])
-            bucket.sorted = False
+                latest[1] = False
+        for _, in_order, bucket in ordered.values():
+            bucket.sorted = in_order  # appended in (submit time, seq) order: sorted already
 
     def remove(self, task_id: str) -> PendingTask | None:
         task = self.entries.pop(task_id, None)
         if task is None:
             return None
-        seq = self.seq_of.pop(task_id)
+        seq = self._seq_of.pop(task_id)
+        self.count -= 1
+        self.noted.pop(task_id, None)
         self.shape_count[self.shape_ids[task.shape]] -= 1
         if task.gang is not None:
             members = self.gangs[task.gang]
@@ -295,8 +347,7 @@ def priority_order(
     """The queue in the order the policy considers it (no admission)."""
     order = QueueOrder(config)
     order.set_usage(usage)
-    for task in queue:
-        order.add(task)
+    order.extend(queue)
     return order.in_order()
 
 

@@ -32,8 +32,9 @@ from hexflow.scheduler.ordering import CLASSES, DEAD, Bucket, QueueOrder
 from hexflow.scheduler.preemption import VictimIndex, Victims
 from hexflow.scheduler.reservation import Extra, Planner, Started
 
-# (node index, cpus, gpus, memory, exclusive, extra before): what ``_commit`` changed
-_Undo = list[tuple[int, float, int, int, bool, Extra | bool]]
+# (node index, cpus, gpus, memory, exclusive, the head's extra there before, or the node
+# itself when it had none): what ``_commit`` changed
+_Undo = list[tuple[int, float, int, int, bool, Extra | int]]
 
 
 class Pass:
@@ -218,7 +219,11 @@ class Pass:
                     continue
                 if cpus > extra[0] or gpus > extra[1] or memory > extra[2]:
                     continue
-            if i in booked and not bookings.fits(i, self.now, end, task.shape):  # type: ignore[union-attr]
+            if (
+                bookings is not None
+                and i in booked
+                and not bookings.fits(i, self.now, end, task.shape)
+            ):
                 continue
             chosen.append(i)
             if len(chosen) == count:
@@ -232,10 +237,7 @@ class Pass:
     def _start(self, task: PendingTask, nodes: list[int]) -> None:
         undo = self._commit(task, nodes)
         self.decisions.append(Start(task.task_id, self._names(nodes), self._late(task)))
-        if self.charged is not None:
-            cpus = sum(c for _, c, _, _, _, _ in undo)
-            project = task.project
-            self.charged[project] = self.charged.get(project, 0.0) + cpus * task.walltime
+        self._charge(task, undo)
 
     def _commit(self, task: PendingTask, nodes: list[int]) -> _Undo:
         t = self.table
@@ -249,7 +251,7 @@ class Pass:
             else:
                 c, g, m = cpus, gpus, memory
             t.take(i, c, g, m, exclusive)
-            before: Extra | bool = False
+            before: Extra | int = i  # no extra changed
             if past_shadow and i in self.extras:
                 before = extra = self.extras[i]
                 assert extra is not None  # _place never puts such work on a whole-node hold
@@ -264,8 +266,8 @@ class Pass:
         t = self.table
         for i, c, g, m, exclusive, before in reversed(undo):
             t.give(i, c, g, m, exclusive)
-            if before is not False:
-                self.extras[i] = before  # type: ignore[assignment]
+            if not isinstance(before, int):
+                self.extras[i] = before
             self.started.pop()
             if self.bookings is not None:
                 self.bookings.unstarted(i)
@@ -288,11 +290,13 @@ class Pass:
             done.append((task, nodes, self._commit(task, nodes)))
         for task, nodes, undo in done:
             self.decisions.append(Start(task.task_id, self._names(nodes), self._late(task)))
-            if self.charged is not None:
-                cpus = sum(c for _, c, _, _, _, _ in undo)
-                self.charged[task.project] = (
-                    self.charged.get(task.project, 0.0) + cpus * task.walltime
-                )
+            self._charge(task, undo)
+
+    def _charge(self, task: PendingTask, undo: _Undo) -> None:
+        """``charge_in_pass``: the project's usage grows by the cpus taken x walltime."""
+        if self.charged is not None:
+            cpus = sum(c for _, c, _, _, _, _ in undo)  # an exclusive task: its nodes' cpus
+            self.charged[task.project] = self.charged.get(task.project, 0.0) + cpus * task.walltime
 
     # -- reservations -----------------------------------------------------------------
 

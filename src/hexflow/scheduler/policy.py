@@ -32,7 +32,7 @@ def decide(
 
     Task ids are unique within the queue and within what runs (a task may be in both).
     """
-    return PolicyState.of(cluster, queue, running, usage, config).decide(now)
+    return PolicyState.transient(cluster, queue, running, usage, config).decide(now)
 
 
 __all__ = ["decide", "priority_order"]

@@ -104,7 +104,11 @@ def wait_reasons(
             )
         elif _fits_somewhere(task, free):
             if head is not None and config.backfill:
-                text = f"reservation: starting now would delay {head}'s reservation"
+                text = (
+                    "reservation: starting now would delay an earlier task's reservation"
+                    if config.backfill_mode == "conservative"
+                    else f"reservation: starting now would delay {head}'s reservation"
+                )
                 reasons[tid] = WaitReason(tid, "reservation", text, risk)
             else:
                 ahead = blocker.task_id if blocker is not None else "the queue's head"

@@ -39,7 +39,9 @@ def blocked(site: SiteView, walltime: float | None, now: float) -> str | None:
     if start is not None and (site.outage_end is None or site.outage_end > now):
         need = walltime if walltime is not None else site.default_walltime
         if now + need > start:
-            return f"site {site.name} drains for its planned outage in {max(0.0, start - now):.0f} s"
+            return (
+                f"site {site.name} drains for its planned outage in {max(0.0, start - now):.0f} s"
+            )
     return None
 
 

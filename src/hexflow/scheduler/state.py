@@ -55,18 +55,23 @@ class PolicyState:
         usage: Mapping[str, float],
         config: PolicyConfig | None = None,
     ) -> PolicyState:
-        """A state holding exactly this input (the queue in this order)."""
+        """A state holding exactly this input (the queue in this order; ids unique)."""
+        state = cls.transient(cluster, queue, running, usage, config)
+        state.order.entries  # noqa: B018 -- index the queue by id now: refuses duplicates
+        return state
+
+    @classmethod
+    def transient(
+        cls,
+        cluster: Cluster,
+        queue: Iterable[PendingTask],
+        running: Iterable[RunningTask],
+        usage: Mapping[str, float],
+        config: PolicyConfig | None = None,
+    ) -> PolicyState:
+        """Like ``of``, for one pass: the queue is indexed by id only if an event needs it."""
         state = cls(cluster, config, usage, running)
-        queue = list(queue)
         state.order.extend(queue)
-        if len(state.order) != len(queue):
-            seen: set[str] = set()
-            for task in queue:
-                if task.task_id in seen:
-                    raise ValueError(
-                        f"queue: task id {task.task_id!r} appears twice; ids must be unique"
-                    )
-                seen.add(task.task_id)
         return state
 
     # -- events -----------------------------------------------------------------------

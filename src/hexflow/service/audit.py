@@ -14,6 +14,7 @@ from hexflow.model.access import AuditEntry, Scope
 from hexflow.service.auth import Principal
 from hexflow.service.errors import outcome_of, status_of
 from hexflow.service.pages import decode_cursor, encode_cursor
+from hexflow.store.group_commit import AuditRow, Writes
 from hexflow.store.service_db import ServiceDb
 
 
@@ -25,6 +26,8 @@ class AuditNote:
     target: str = ""
     detail: str | None = None
     status: int | None = None
+    # The block wrote its own ``ok`` entry, in its transaction (``Audit.row``).
+    recorded: bool = False
 
 
 class Audit:
@@ -49,7 +52,8 @@ class Audit:
         except HexflowError as exc:
             self.record(actor, action, note, outcome_of(exc), source, status_of(exc), exc.message)
             raise
-        self.record(actor, action, note, "ok", source, note.status, note.detail)
+        if not note.recorded:
+            self.record(actor, action, note, "ok", source, note.status, note.detail)
 
     def record(
         self,
@@ -61,7 +65,22 @@ class Audit:
         status: int | None,
         detail: str | None,
     ) -> None:
-        self._db.log.record(
+        row = self.row(actor, action, note, outcome, source, status, detail)
+        self._db.writer.write(Writes(audit=(row,)))
+
+    def row(
+        self,
+        actor: str,
+        action: str,
+        note: AuditNote,
+        outcome: str = "ok",
+        source: str | None = None,
+        status: int | None = None,
+        detail: str | None = None,
+    ) -> AuditRow:
+        """The entry ``record`` would write, for a block that writes it with its own rows
+        (then ``note.recorded``): the entry is committed if and only if they are."""
+        return AuditRow(
             at=self._now(),
             actor=actor,
             project=note.project,

@@ -3,18 +3,21 @@ project).
 
 A Principal is a user acting through one credential: the credential's scopes, and the
 user's memberships, narrowed to the credential's project when it is bound to one. Access
-is decided on every request from the database, so revoking a token or client, or removing
-a member, takes effect at once. What a caller may not see is reported as not found.
+is decided on every request from the database (one query: the credential, its user and
+the user's memberships), so revoking a token or client, or removing a member, takes
+effect at once. What a caller may not see is reported as not found.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from hexflow.errors import AuthError, Forbidden, NotFound, ServiceError
 from hexflow.model.access import Role, Scope, User, format_scopes, has_scope, role_allows
 from hexflow.service.tokens import TOKEN_PREFIX, AccessTokens, secret_matches, split_api_token
+from hexflow.store.accounts import Access
 from hexflow.store.service_db import ServiceDb
 
 
@@ -107,36 +110,41 @@ class Authenticator:
 
     def _api_token(self, credential: str, now: float) -> Principal:
         token_id, secret = split_api_token(credential)
-        token = self._db.accounts.get_token(token_id)
-        if token is None or not secret_matches(secret, token.secret_hash):
+        found = self._db.accounts.token_access(token_id)
+        if found is None or not secret_matches(secret, found.credential.secret_hash):
             raise AuthError("unknown API token", hint="check the token, or ask for a new one")
+        token = found.credential
         if token.revoked_at is not None:
             raise AuthError(f"API token {token_id} has been revoked", hint="ask for a new one")
         if not token.usable(now):
             raise AuthError(f"API token {token_id} has expired", hint="ask for a new one")
-        return self._principal(token.user, token.project, token.scopes, f"token:{token_id}")
+        return _principal(found, token.user, token.project, token.scopes, f"token:{token_id}")
 
     def _access_token(self, credential: str, now: float) -> Principal:
         claims = self._tokens.verify(credential, now=now)
-        client = self._db.accounts.get_client(claims.client_id)
-        if client is None or client.revoked_at is not None:
+        found = self._db.accounts.client_access(claims.client_id, claims.user)
+        if found is None or found.credential.revoked_at is not None:
             raise AuthError(
                 f"the client {claims.client_id} of this access token has been revoked",
                 hint="register a new client with `hexflow admin client create`",
             )
-        return self._principal(
-            claims.user, claims.project, claims.scopes, f"client:{claims.client_id}"
+        return _principal(
+            found, claims.user, claims.project, claims.scopes, f"client:{claims.client_id}"
         )
 
-    def _principal(
-        self, user_name: str, project: str | None, scopes: frozenset[Scope], credential: str
-    ) -> Principal:
-        user = self._db.accounts.get_user(user_name)
-        if user is None:
-            raise AuthError(f"the user {user_name!r} of this credential no longer exists")
-        roles = self._db.accounts.roles_of(user_name)
-        if project is not None:
-            roles = {p: r for p, r in roles.items() if p == project}
-        return Principal(
-            user=user, roles=roles, scopes=scopes, credential=credential, bound_project=project
-        )
+
+def _principal(
+    found: Access[Any],
+    user_name: str,
+    project: str | None,
+    scopes: frozenset[Scope],
+    credential: str,
+) -> Principal:
+    if found.user is None:
+        raise AuthError(f"the user {user_name!r} of this credential no longer exists")
+    roles = found.roles
+    if project is not None:
+        roles = {p: r for p, r in roles.items() if p == project}
+    return Principal(
+        user=found.user, roles=roles, scopes=scopes, credential=credential, bound_project=project
+    )

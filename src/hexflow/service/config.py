@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hexflow.data.tiers import StorageConfig
 from hexflow.events.config import EventsConfig
 from hexflow.service.sites import SiteOutage
 from hexflow.settings import Settings
@@ -31,6 +32,8 @@ class ServiceConfig:
     sfapi_machines: tuple[tuple[str, str], ...] = (("perlmutter", "local"),)
     outages: tuple[SiteOutage, ...] = ()  # announced outages (--outages FILE)
     events: EventsConfig = field(default_factory=EventsConfig)  # bus, functions, triggers
+    # Storage tiers, quotas (docs/data.md); None: $HEXFLOW_HOME/storage.yaml or the defaults
+    storage: StorageConfig | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -7,10 +7,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from hexflow.data.config import load_storage
 from hexflow.events.system import EventSystem
 from hexflow.service.audit import Audit
 from hexflow.service.auth import Authenticator
 from hexflow.service.config import ServiceConfig
+from hexflow.service.data import DataService
 from hexflow.service.functions import FunctionService
 from hexflow.service.keys import load_signing_key
 from hexflow.service.manager import RunManager
@@ -39,7 +41,9 @@ class Service:
             raise
         self.auth = Authenticator(self.db, self.tokens)
         self.audit = Audit(self.db, clock)
-        self.manager = RunManager(config.settings, max_parallel=config.max_parallel_runs)
+        self.manager = RunManager(
+            config.settings, self.db.writer, max_parallel=config.max_parallel_runs
+        )
         self.runs = RunService(
             self.db,
             self.manager,
@@ -81,6 +85,8 @@ class Service:
         )
         self.triggers = TriggerService(self.events, self.audit)
         self.event_log = EventService(self.events)
+        storage = config.storage or load_storage(config.home)
+        self.data = DataService(config.db_url, storage, self.audit, clock=clock)
 
     def _usage(self) -> Usage:
         cpus, gpus, running, waiting = self.db.runs.usage()
@@ -92,4 +98,5 @@ class Service:
 
     def close(self) -> None:
         self.manager.stop()
+        self.data.close()
         self.db.close()

@@ -6,6 +6,7 @@ request). A ``ServiceError`` may carry ``status=`` in its fields to pick a code 
 
 from __future__ import annotations
 
+from hexflow.data.errors import BackendError, DataNotFound, QuotaExceeded, TransferFailed
 from hexflow.errors import (
     AuthError,
     Conflict,
@@ -48,6 +49,12 @@ def status_of(exc: HexflowError) -> int:
         return 404
     if isinstance(exc, Conflict):
         return 409
+    if isinstance(exc, DataNotFound):
+        return 404
+    if isinstance(exc, QuotaExceeded | TransferFailed):
+        return 409
+    if isinstance(exc, BackendError):
+        return 502  # the storage behind a tier failed
     if isinstance(exc, WorkflowFileError):
         # Unreadable (syntax, encoding, empty): 400; readable but wrong at a field: 422.
         return 422 if exc.fields.get("field") else 400

@@ -4,7 +4,9 @@ operations functions ask for through their context (submit a workflow, call a fu
 "on completion of run R, call X").
 
 Invocations are not written to the audit log one by one (thousands a second): each is its
-own record, with its caller, source and times. Registrations are audited.
+own record, with its caller, source and times. Registrations are audited. On the invoke
+route a credential, once checked, is trusted for ``AUTH_TTL`` seconds (three database
+reads a call otherwise): a revoked token may go on invoking that long.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from hexflow.service.manager import RunManager
 from hexflow.service.pages import decode_cursor, encode_cursor
 from hexflow.service.workflow_body import read_workflow
 from hexflow.store.service_db import ServiceDb
+
+
+AUTH_TTL = 1.0  # seconds an invoking credential is trusted without a database check
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,19 @@ class FunctionService:
         self._audit = audit
         self._now = clock
         events.gateway.on_intents = self._apply_intents
+        self._principals: dict[str, tuple[Principal, float]] = {}
+
+    def cached_caller(self, authorization: str | None) -> Principal | None:
+        """The Principal of a credential checked less than AUTH_TTL ago, else None."""
+        if not authorization:
+            return None
+        hit = self._principals.get(authorization)
+        return hit[0] if hit is not None and hit[1] > time.monotonic() else None
+
+    def remember_caller(self, authorization: str, who: Principal) -> None:
+        if len(self._principals) > 10_000:
+            self._principals.clear()
+        self._principals[authorization] = (who, time.monotonic() + AUTH_TTL)
 
     @property
     def max_payload(self) -> int:
@@ -71,9 +89,9 @@ class FunctionService:
             self._events.gateway.warm(fn)
             return fn
 
-    def list(self, who: Principal, project: str | None) -> list[FunctionDef]:
+    def list_functions(self, who: Principal, project: str | None) -> list[FunctionDef]:
         projects = self._visible(who, Scope.READ, project)
-        return self._events.registry.list(projects)
+        return self._events.registry.list_functions(projects)
 
     def get(
         self, who: Principal, name: str, project: str | None, version: int | None = None
@@ -181,6 +199,7 @@ class FunctionService:
         """What a function asked for, in an order that cannot miss an event: completion
         triggers first, then runs, then calls. Each is idempotent (ids from the invocation)."""
         order = {"on_completion": 0, "submit": 1, "invoke": 2}
+        intent: dict[str, Any]
         for intent in sorted(intents, key=lambda i: order.get(str(i.get("op")), 9)):
             op = intent.get("op")
             if op == "on_completion":

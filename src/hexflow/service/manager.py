@@ -1,7 +1,8 @@
 """RunManager: drives the service's runs in this process, a few at a time.
 
 Each run is persisted, owned by this process, in the request that submits it (before the
-answer goes out), and driven on one of ``max_parallel`` daemon threads by its own store
+answer goes out; group-committed with other requests' runs through the service database's
+``GroupWriter``), and driven on one of ``max_parallel`` daemon threads by its own store
 connection and engine (``flow.runtime``), opened when its drive starts: a queued run holds
 no database connection, so thousands may wait in the queue, state ``pending``. On start,
 service runs whose owner process is dead (a crashed or stopped server) are queued to
@@ -20,10 +21,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hexflow.engine import Engine
 from hexflow.engine.lease import owner_alive
 from hexflow.flow import runtime
-from hexflow.model import RunRecord, TaskSpec
+from hexflow.model import RunRecord, TaskRecord, TaskSpec
 from hexflow.settings import Settings
+from hexflow.store import MemoryStore
+from hexflow.store.group_commit import AuditRow, GroupWriter, KeyRow, Writes
 from hexflow.store.service_db import ServiceDb
 
 log = logging.getLogger("hexflow.service")
@@ -33,8 +37,9 @@ _STOP = object()
 
 
 class RunManager:
-    def __init__(self, settings: Settings, *, max_parallel: int = 4) -> None:
+    def __init__(self, settings: Settings, writer: GroupWriter, *, max_parallel: int = 4) -> None:
         self.settings = settings
+        self._writer = writer
         self.max_parallel = max(1, max_parallel)
         self._queue: queue.Queue[Any] = queue.Queue()
         self._threads: list[threading.Thread] = []
@@ -43,6 +48,7 @@ class RunManager:
         self._active: set[str] = set()
         self._idle = threading.Condition(self._lock)
         self._started = False
+        self._planning: Engine | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, db: ServiceDb | None = None) -> list[str]:
@@ -87,12 +93,30 @@ class RunManager:
     ) -> RunRecord:
         """Persist a new run (owned by this process) and queue it; returns it as created.
         ``labels`` go into the run's config (the SFAPI facade marks its jobs with them)."""
+        run, _ = self.create_with_tasks(
+            name, specs, run_id=run_id, project=project, user=user, labels=labels
+        )
+        return run
+
+    def create_with_tasks(
+        self,
+        name: str,
+        specs: Sequence[TaskSpec],
+        *,
+        run_id: str,
+        project: str,
+        user: str,
+        labels: dict[str, str] | None = None,
+        key: KeyRow | None = None,
+        audit: Sequence[AuditRow] = (),
+    ) -> tuple[RunRecord, list[TaskRecord]]:
+        """``create``, returning the tasks as created too. The run is validated as the
+        engine does (``Engine.plan_run``), then group-committed with ``key`` (its
+        Idempotency-Key; ``Conflict`` if taken) and the ``audit`` rows of its request."""
         workdir = self.settings.home / "work" / project / run_id
         workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        store = runtime.make_store(self.settings)
         try:
-            engine = runtime.make_engine(self.settings, store)
-            run = engine.create_run(
+            run, records = self._planner().plan_run(
                 name,
                 specs,
                 workdir=str(workdir),
@@ -104,13 +128,20 @@ class RunManager:
                     "submitted_by": user,
                 },
             )
+            self._writer.write(Writes(run=run, tasks=records, key=key, audit=audit))
         except BaseException:
             _remove_empty(workdir)
             raise
-        finally:
-            store.close()
         self._enqueue(run.id, functools.partial(self._drive, run.id))
-        return run
+        return run, records
+
+    def _planner(self) -> Engine:
+        """The engine that validates new runs (``plan_run`` reads only its sites and their
+        capacity; it never drives a run nor touches its store): one per manager."""
+        with self._lock:
+            if self._planning is None:
+                self._planning = runtime.make_engine(self.settings, MemoryStore())
+            return self._planning
 
     def cancel(self, run_id: str) -> dict[str, object]:
         """Cancel through the engine that drives (or will drive) the run, else in the store."""

@@ -1,10 +1,12 @@
 """RunService: what the runs API does — submit (idempotent), list, get, cancel, tasks —
 always within the projects the caller's credential reaches.
 
-Submission order: read and check the workflow (a bad document reserves nothing), reserve
-the ``Idempotency-Key`` for a new run id, create the run (persisted before the answer),
-then queue it on the RunManager. A retry with the same key and request gets the same run;
-with another request, 422; while the first is still being created, 409.
+Submission order: read and check the workflow (a bad document reserves nothing), then
+store the ``Idempotency-Key``, the run and its audit entry in one transaction (committed
+before the answer, with other requests': ``store.group_commit``), then queue the run on
+the RunManager. A retry with the same key and request gets the same run; with another
+request, 422. A key is never stored without its run, except by older servers: such a
+reservation is 409 for ``STALE_RESERVATION`` seconds, then taken over.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from hexflow.errors import Forbidden, NotFound, ServiceError
+from hexflow.errors import Conflict, Forbidden, NotFound, ServiceError
 from hexflow.flow.runtime import new_run_id
 from hexflow.model import RunRecord, RunState, TaskRecord, TaskState
 from hexflow.model.access import Scope
@@ -24,16 +27,29 @@ from hexflow.service.auth import Principal
 from hexflow.service.manager import RunManager
 from hexflow.service.pages import decode_cursor, encode_cursor
 from hexflow.service.workflow_body import parse_params, read_workflow
+from hexflow.store.group_commit import KeyRow
 from hexflow.store.service_db import ServiceDb
+from hexflow.store.service_log import IDEMPOTENCY_TTL
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
 STALE_RESERVATION = 30.0  # seconds after which a reservation without its run is taken over
+
+
+def _check_key(key: str) -> None:
+    if not _KEY.match(key):
+        raise ServiceError(
+            "bad Idempotency-Key header",
+            hint="use 1 to 255 printable ASCII characters without spaces, e.g. a UUID",
+            status=422,
+            field="Idempotency-Key",
+        )
 
 
 @dataclass(frozen=True)
 class Submitted:
     run: RunRecord
     replayed: bool  # True: an earlier request with the same Idempotency-Key created it
+    counts: dict[str, int] | None = None  # task counts by state as created (None: replayed)
 
 
 class RunService:
@@ -79,44 +95,63 @@ class RunService:
             )
             note.target = doc.name
             run_id = new_run_id()
+            key: KeyRow | None = None
+            fingerprint = ""
             if idempotency_key is not None:
+                _check_key(idempotency_key)
                 fingerprint = hashlib.sha256(f"{project}\0{doc.fingerprint}".encode()).hexdigest()
-                earlier, run_id = self._reserve(who, idempotency_key, fingerprint, run_id, project)
-                if earlier is not None:
-                    note.target, note.detail, note.status = earlier.id, "replayed", 201
-                    return Submitted(earlier, replayed=True)
-            try:
-                run = self._manager.create(
-                    doc.name, doc.specs, run_id=run_id, project=project, user=who.name
+                key = KeyRow(who.name, idempotency_key, fingerprint, run_id, project, self._now())
+            for _ in range(3):
+                # The key, the run and the "ok" entry of the audit log: one transaction,
+                # group-committed with other requests'. A key already stored fails it.
+                ok = self._audit.row(
+                    who.name, "run.submit", replace(note, target=run_id), source=source, status=201
                 )
-            except BaseException:
-                if idempotency_key is not None:
-                    raced = self._db.runs.get_run(run_id, [project])
-                    if raced is not None:  # a concurrent take-over created it: same run
-                        note.target, note.detail, note.status = raced.id, "replayed", 201
-                        return Submitted(raced, replayed=True)
-                    self._db.log.release(who.name, idempotency_key, run_id)
-                raise
-            note.target, note.status = run.id, 201
-            return Submitted(run, replayed=False)
-
-    def _reserve(
-        self, who: Principal, key: str, fingerprint: str, run_id: str, project: str
-    ) -> tuple[RunRecord | None, str]:
-        """(the run the key created before, or None; the id of the run to create now)."""
-        if not _KEY.match(key):
+                try:
+                    run, records = self._manager.create_with_tasks(
+                        doc.name,
+                        doc.specs,
+                        run_id=run_id,
+                        project=project,
+                        user=who.name,
+                        key=key,
+                        audit=(ok,),
+                    )
+                except Conflict:
+                    if idempotency_key is None:
+                        raise
+                    earlier, key, run_id = self._after_conflict(
+                        who, idempotency_key, fingerprint, run_id, project
+                    )
+                    if earlier is not None:
+                        note.target, note.detail, note.status = earlier.id, "replayed", 201
+                        return Submitted(earlier, replayed=True)
+                    continue
+                note.target, note.status, note.recorded = run.id, 201, True
+                return Submitted(
+                    run, replayed=False, counts=dict(Counter(r.state.value for r in records))
+                )
             raise ServiceError(
-                "bad Idempotency-Key header",
-                hint="use 1 to 255 printable ASCII characters without spaces, e.g. a UUID",
-                status=422,
-                field="Idempotency-Key",
+                "a request with this Idempotency-Key is still being processed",
+                hint="retry in a few seconds",
+                status=409,
             )
+
+    def _after_conflict(
+        self, who: Principal, key: str, fingerprint: str, run_id: str, project: str
+    ) -> tuple[RunRecord | None, KeyRow | None, str]:
+        """The key (or the run id) was stored already: (the run to answer with, or None;
+        then the key row to store with the run, and the id of the run to create)."""
         now = self._now()
-        held = self._db.log.reserve(
-            who.name, key, fingerprint=fingerprint, run_id=run_id, project=project, now=now
-        )
-        if held is None:
-            return None, run_id  # reserved now
+        held = self._db.log.reservation(who.name, key)
+        if held is None:  # no key: the run id was taken, by a concurrent take-over
+            raced = self._db.runs.get_run(run_id, [project])
+            if raced is not None:
+                return raced, None, run_id
+            return None, KeyRow(who.name, key, fingerprint, run_id, project, now), run_id
+        if now - held.created_at >= IDEMPOTENCY_TTL:  # expired, not yet purged
+            self._db.log.forget(who.name, key, held.created_at)
+            return None, KeyRow(who.name, key, fingerprint, run_id, project, now), run_id
         if held.fingerprint != fingerprint:
             raise ServiceError(
                 "this Idempotency-Key was used for a different request",
@@ -126,16 +161,17 @@ class RunService:
             )
         run = self._db.runs.get_run(held.run_id, [held.project])
         if run is not None:
-            return run, run.id
+            return run, None, run.id
         if now - held.created_at < STALE_RESERVATION:
             raise ServiceError(
                 "a request with this Idempotency-Key is still being processed",
                 hint="retry in a few seconds",
                 status=409,
             )
-        # The first request died between reserving the key and creating the run: this
-        # retry creates it, under the reserved id (a duplicate id fails; nothing doubles).
-        return None, held.run_id
+        # A key stored without its run (by a server of an older version that died between
+        # the two): this retry creates the run, under the reserved id. The key row is
+        # there already; a duplicate id fails, so nothing doubles.
+        return None, None, held.run_id
 
     # ------------------------------------------------------------------ read
     def list_runs(

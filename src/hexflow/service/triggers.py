@@ -47,18 +47,19 @@ class TriggerService:
             note.target, note.detail = trigger.id, f"{trigger.kind.value} -> {function}"
             return trigger
 
-    def list(self, who: Principal, project: str | None) -> list[Trigger]:
+    def list_triggers(self, who: Principal, project: str | None) -> list[Trigger]:
         who.require_scope(Scope.READ)
         projects = who.projects(Scope.READ)
         if project is not None:
             who.check_project(project, Scope.READ)
             projects = {project}
-        return self._events.triggers.list(projects)
+        return self._events.triggers.list_triggers(projects)
 
     def delete(self, who: Principal, trigger_id: str, *, source: str | None) -> Trigger:
         with self._audit.action(
             who.name, "trigger.delete", target=trigger_id, source=source
         ) as note:
+            who.require_scope(Scope.SUBMIT)
             visible = self._events.triggers.get(trigger_id, who.projects(Scope.READ))
             note.project = visible.project
             who.check_project(visible.project, Scope.SUBMIT)

@@ -7,7 +7,8 @@ their public key. Everything is written in one transaction per call.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import insert, select, update
 
@@ -132,6 +133,33 @@ class Accounts:
                 hint="add the user with `admin project add-member`",
             )
 
+    # ------------------------------------------------------------------ authentication
+    def token_access(self, token_id: str) -> Access[ApiToken] | None:
+        """The API token, its user and the user's roles, in one query (every request)."""
+        query = (
+            select(api_tokens, *_GRANT)
+            .select_from(api_tokens)
+            .outerjoin(users, users.c.name == api_tokens.c.user_name)
+            .outerjoin(memberships, memberships.c.user_name == api_tokens.c.user_name)
+            .where(api_tokens.c.id == token_id)
+        )
+        with self._db.read() as conn:
+            rows = conn.execute(query).all()
+        return Access(_token(rows[0]._mapping), *_grant(rows)) if rows else None
+
+    def client_access(self, client_id: str, user: str) -> Access[OAuthClient] | None:
+        """The OAuth client, and ``user`` (the access token's) with its roles, in one query."""
+        query = (
+            select(oauth_clients, *_GRANT)
+            .select_from(oauth_clients)
+            .outerjoin(users, users.c.name == user)
+            .outerjoin(memberships, memberships.c.user_name == user)
+            .where(oauth_clients.c.client_id == client_id)
+        )
+        with self._db.read() as conn:
+            rows = conn.execute(query).all()
+        return Access(_client(rows[0]._mapping), *_grant(rows)) if rows else None
+
     # ------------------------------------------------------------------ API tokens
     def add_token(self, token: ApiToken) -> None:
         self._require_member(token.user, token.project)
@@ -217,6 +245,35 @@ class Accounts:
         if client is None:
             raise NotFound(f"no OAuth client {client_id!r}", hint="`admin client list` shows them")
         return client
+
+
+C = TypeVar("C", ApiToken, OAuthClient)
+
+
+@dataclass(frozen=True, slots=True)
+class Access(Generic[C]):
+    """A credential as stored, its user (None: deleted) and the user's role per project."""
+
+    credential: C
+    user: User | None
+    roles: dict[str, Role]
+
+
+_GRANT = (
+    users.c.name.label("u_name"),
+    users.c.is_admin.label("u_is_admin"),
+    users.c.created_at.label("u_created_at"),
+    memberships.c.project_name.label("m_project"),
+    memberships.c.role.label("m_role"),
+)
+
+
+def _grant(rows: Sequence[Any]) -> tuple[User | None, dict[str, Role]]:
+    first = rows[0]
+    if first.u_name is None:
+        return None, {}
+    user = User(first.u_name, bool(first.u_is_admin), first.u_created_at)
+    return user, {r.m_project: Role(r.m_role) for r in rows if r.m_project is not None}
 
 
 def _token(row: Any) -> ApiToken:

@@ -106,8 +106,9 @@ class _SearchSql:
     SQLite: one filter drives the search — its index is walked newest first and LIMIT
     stops the walk — and the others are checked on each candidate. The driver is the
     filter with the fewest matches (counted on its index, up to ``_CAP``), so the walk is
-    never longer than the rarest filter's matches; a name filter drives when every other
-    is common. PostgreSQL's planner makes that choice itself, from its statistics.
+    never longer than the rarest filter's matches. Without an indexed filter (a name, a
+    project) the newest versions are tried first, then the datasets that pass.
+    PostgreSQL's planner makes these choices itself, from its statistics.
     """
 
     def __init__(self, dialect: str) -> None:
@@ -170,39 +171,58 @@ class _SearchSql:
         driver = self._driver(conn, params)
         if driver is None:
             return []  # a filter without any match
+        if driver == "versions":
+            # no index to walk: look at the newest versions first; if too few of them pass
+            # (a rare name, a small project), go through the datasets that pass instead
+            params["window"] = _WINDOW
+            found = conn.execute(text(self._sqlite(driver, _WINDOW)), params).all()
+            if len(found) == limit:
+                return found
         return conn.execute(text(self._sqlite(driver)), params).all()
 
     def _driver(self, conn: Connection, params: dict[str, Any]) -> str | None:
+        """The filter whose index to walk: the one with the fewest matches (counted only
+        when there is a choice); None when a filter has no match at all."""
         counts: dict[str, int] = {}
-        if self.match is not None:
+        choice = len(self.indexed) + (self.match is not None) + (self.name is not None) > 1
+        if self.match is not None and (choice or self.order == "relevance"):
             counts["text"] = conn.execute(_FTS_COUNT, {**params, "cap": _CAP}).scalar_one()
         if self.order == "relevance":
             return "text" if counts["text"] else None  # ranking needs every match anyway
+        if self.match is not None and not choice:
+            return "text"
         for j in range(len(self.indexed)):
-            counts[f"m{j}"] = conn.execute(
-                _META_COUNT, {"k": params[f"km{j}"], "v": params[f"vm{j}"], "cap": _CAP}
-            ).scalar_one()
+            counts[f"m{j}"] = (
+                conn.execute(
+                    _META_COUNT, {"k": params[f"km{j}"], "v": params[f"vm{j}"], "cap": _CAP}
+                ).scalar_one()
+                if choice
+                else 1
+            )
         if counts and min(counts.values()) == 0:
             return None
         if counts:
             driver = min(counts, key=lambda k: counts[k])
             if counts[driver] < _CAP or self.name is None:
                 return driver
-        return "name" if self.name is not None else "versions"
+        return "versions"
 
-    def _sqlite(self, driver: str) -> str:
+    def _sqlite(self, driver: str, window: int | None = None) -> str:
         # CROSS JOIN keeps the tables in the order written: the first one drives.
-        conditions = list(self.conditions)
+        conditions = list(self.conditions)  # the cheapest checks first
+        if self.name is not None:
+            conditions.append("d.name LIKE :name ESCAPE '\\'")
         for j in range(len(self.indexed)):
             if driver != f"m{j}":
                 conditions.append(_meta_exists(j))
         if self.match is not None and driver != "text":
+            # the matches' ids once (one pass over the word's list), then a lookup each;
+            # a correlated MATCH per candidate costs far more than that pass
             conditions.append(
                 "v.id IN (SELECT rowid FROM catalog_fts WHERE catalog_fts MATCH :match)"
             )
-        if self.name is not None:
-            conditions.append("d.name LIKE :name ESCAPE '\\'")
         where = "".join(f" AND {c}" for c in conditions)
+        order = "v.id DESC"
         if driver == "text":
             order = "f.rank, f.rowid DESC" if self.order == "relevance" else "f.rowid DESC"
             tables = "catalog_fts f CROSS JOIN dataset_versions v CROSS JOIN datasets d"
@@ -215,14 +235,15 @@ class _SearchSql:
                 f"{m}.key = :k{m} AND {m}.value = :v{m} AND v.id = {m}.version_id "
                 "AND d.id = v.dataset_id"
             )
-        elif driver == "name":
-            order = "v.id DESC"
+        elif window is not None:  # the newest versions only
+            tables = (
+                "(SELECT id FROM dataset_versions ORDER BY id DESC LIMIT :window) w "
+                "CROSS JOIN dataset_versions v CROSS JOIN datasets d"
+            )
+            join = "v.id = w.id AND d.id = v.dataset_id"
+        else:  # the datasets that pass, then their versions (sorted)
             tables = "datasets d CROSS JOIN dataset_versions v"
             join = "v.dataset_id = d.id"
-        else:
-            order = "v.id DESC"
-            tables = "dataset_versions v CROSS JOIN datasets d"
-            join = "d.id = v.dataset_id"
         return f"SELECT {_COLUMNS} FROM {tables} WHERE {join}{where} ORDER BY {order} LIMIT :limit"
 
     def _postgres(self, params: dict[str, Any]) -> str:
@@ -251,6 +272,7 @@ def _meta_exists(j: int) -> str:
 
 
 _CAP = 20_000  # matches counted per filter to choose the driver, at most
+_WINDOW = 2_000  # newest versions looked at first when no filter has an index
 _FTS_COUNT = text(
     "SELECT count(*) FROM (SELECT rowid FROM catalog_fts WHERE catalog_fts MATCH :match LIMIT :cap)"
 )
@@ -573,6 +595,18 @@ class CatalogSql:
     def add_replica(
         self, v: VersionRecord, site: str, tier: str, location: str, now: float
     ) -> None:
+        """Record (or move) the replica of ``v`` on ``tier``; idempotent, also when two
+        writers record the same replica at once."""
+        try:
+            self._add_replica(v, site, tier, location, now)
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, IntegrityError):
+                raise
+            self._add_replica(v, site, tier, location, now)  # the other writer's row is there
+
+    def _add_replica(
+        self, v: VersionRecord, site: str, tier: str, location: str, now: float
+    ) -> None:
         with self._db.write() as conn:
             vid = self._version_id(conn, v)
             found = conn.execute(
@@ -739,6 +773,28 @@ class CatalogSql:
                         rows.append({"activity_id": act, "version_id": key[0], "role": role})
             if rows:
                 conn.execute(insert(activity_io), rows)
+
+    def run_activities(
+        self, run_id: str
+    ) -> list[tuple[str, list[VersionRecord], list[VersionRecord]]]:
+        """(task id, versions used, versions generated) of every task of the run that the
+        catalog knows of, in the order they were recorded."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                select(activities.c.id, activities.c.task_id, activity_io.c.role, *_VERSION_COLUMNS)
+                .select_from(
+                    activities.join(activity_io, activity_io.c.activity_id == activities.c.id)
+                    .join(_V, _V.c.id == activity_io.c.version_id)
+                    .join(_D, _D.c.id == _V.c.dataset_id)
+                )
+                .where(activities.c.run_id == run_id)
+                .order_by(activities.c.id, _D.c.name, _V.c.number)
+            ).all()
+        out: dict[int, tuple[str, list[VersionRecord], list[VersionRecord]]] = {}
+        for r in rows:
+            entry = out.setdefault(r[0], (r.task_id, [], []))
+            (entry[1] if r.role == "used" else entry[2]).append(_version(r))
+        return list(out.values())
 
     def producers(self, v: VersionRecord) -> list[tuple[str, str]]:
         """The (run id, task id) of the activities that generated ``v``."""

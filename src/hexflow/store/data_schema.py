@@ -26,6 +26,7 @@ from hexflow.store.schema import metadata
 FTS_TABLE = "catalog_fts"  # SQLite FTS5 table (and its shadow tables), rowid = version id
 PG_FTS_INDEX = "ix_catalog_search"  # PostgreSQL GIN index on the column below (0009)
 PG_FTS_COLUMN = "search_vector"  # stored tsvector of search_text, PostgreSQL only
+PG_NAME_INDEX = "ix_datasets_name_trgm"  # trigram index on dataset names, if pg_trgm is there
 FTS_CONFIG = "english"  # PostgreSQL text search configuration (SQLite: porter unicode61)
 
 datasets = Table(
@@ -153,4 +154,4 @@ def include_name(name: str | None, type_: str, parent_names: object) -> bool:
         return False
     if type_ == "column" and name == PG_FTS_COLUMN:
         return False
-    return not (type_ == "index" and name == PG_FTS_INDEX)
+    return not (type_ == "index" and name in (PG_FTS_INDEX, PG_NAME_INDEX))

@@ -83,6 +83,22 @@ UPDATE_TASK_SQL = (
     + " WHERE run_id = ? AND task_id = ?"
 )
 INSERT_TASK_COLUMNS = ("run_id", "task_id", "seq", "name", "kind", "spec", *MUTABLE_TASK_COLUMNS)
+
+
+def task_insert_params(rec: TaskRecord, seq: int) -> tuple[Any, ...]:
+    """Parameters of the task insert, in ``INSERT_TASK_COLUMNS`` order."""
+    spec = rec.spec
+    return (
+        rec.run_id,
+        spec.id,
+        seq,
+        spec.name,
+        spec.kind._value_,
+        pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL),
+        *mutable_params(rec)[:-2],
+    )
+
+
 INSERT_TASK_SQL = (
     f"INSERT INTO tasks ({', '.join(INSERT_TASK_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(INSERT_TASK_COLUMNS))})"
@@ -182,6 +198,7 @@ _SPEC_CLASSES = {
     ("hexflow.model.spec", "RetryPolicy"),
     ("hexflow.model.resources", "Resources"),
     ("hexflow.model.qos", "QoS"),
+    ("hexflow.model.datasets", "Dataset"),  # inputs=/outputs= of a task (plain data)
 }
 
 

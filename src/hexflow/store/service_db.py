@@ -1,8 +1,9 @@
 """ServiceDb: the service's own view of the database — accounts, logs and run queries —
 on one SQLAlchemy engine, after the same Alembic migrations as ``SqlStore``.
 
-Runs and tasks are still written only by ``SqlStore`` through the engine; this side reads
-them (by project, paginated) and owns the service tables.
+Runs and tasks change only through ``SqlStore`` (the engine); this side creates new service
+runs (``writer``: group commit, with their idempotency keys and audit rows), reads runs and
+tasks (by project, paginated) and owns the service tables.
 """
 
 from __future__ import annotations
@@ -35,9 +36,13 @@ class ServiceDb:
                 hint="check the database URL (--db / HEXFLOW_DB) and that the server is up",
             ) from exc
         from hexflow.store.accounts import Accounts
+        from hexflow.store.group_commit import GroupWriter
         from hexflow.store.run_queries import RunQueries
         from hexflow.store.service_log import ServiceLog
 
+        # New runs, idempotency keys and audit rows: group-committed (its thread starts
+        # with the first write).
+        self.writer = GroupWriter(self.engine)
         self.accounts = Accounts(self)
         self.log = ServiceLog(self)
         self.runs = RunQueries(self)
@@ -64,6 +69,7 @@ class ServiceDb:
             raise StoreError(f"store read failed: {exc}") from exc
 
     def close(self) -> None:
+        self.writer.close()
         self.engine.dispose()
 
     def __enter__(self) -> ServiceDb:

@@ -1,8 +1,9 @@
 """ServiceLog: what the service remembers about requests — the audit log, idempotency
 keys of submitting requests, and the client assertions (``jti``) already used.
 
-Idempotency: ``reserve`` inserts (user, key) -> run id before the run is created; the
-primary key makes a concurrent or later retry find the first reservation instead.
+Idempotency: (user, key) -> run id is inserted in the transaction that creates the run
+(``group_commit``); the primary key makes a concurrent or later retry fail there and find
+the first reservation instead. Keys are remembered ``IDEMPOTENCY_TTL`` seconds.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from sqlalchemy import delete, insert, select
 
 from hexflow.errors import Conflict
 from hexflow.model.access import AuditEntry
+from hexflow.store.group_commit import IDEMPOTENCY_TTL
 from hexflow.store.service_schema import audit_log, idempotency_keys, oauth_assertions
 
 if TYPE_CHECKING:
     from hexflow.store.service_db import ServiceDb
 
-IDEMPOTENCY_TTL = 24 * 3600.0  # seconds a key is remembered
+__all__ = ["IDEMPOTENCY_TTL", "Reservation", "ServiceLog"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,36 +40,7 @@ class ServiceLog:
         self._db = db
 
     # ------------------------------------------------------------------ audit
-    def record(
-        self,
-        *,
-        at: float,
-        actor: str,
-        project: str | None,
-        action: str,
-        target: str,
-        outcome: str,
-        status: int | None = None,
-        source: str | None = None,
-        detail: str | None = None,
-    ) -> int:
-        with self._db.write() as conn:
-            result = conn.execute(
-                insert(audit_log).values(
-                    at=at,
-                    actor=actor[:128],
-                    project=project,
-                    action=action,
-                    target=target[:256],
-                    outcome=outcome,
-                    status=status,
-                    source=(source or None) and source[:64],
-                    detail=detail,
-                )
-            )
-            key = result.inserted_primary_key
-            return int(key[0]) if key else 0
-
+    # Entries are appended through the group commit (``group_commit.AuditRow``).
     def entries(
         self,
         *,
@@ -108,51 +81,26 @@ class ServiceLog:
             ]
 
     # ------------------------------------------------------------------ idempotency
-    def reserve(
-        self, user: str, key: str, *, fingerprint: str, run_id: str, project: str, now: float
-    ) -> Reservation | None:
-        """Reserve ``key`` for a new run: None when reserved now, else the earlier one."""
-        with self._db.write() as conn:
-            conn.execute(
-                delete(idempotency_keys).where(
-                    idempotency_keys.c.created_at < now - IDEMPOTENCY_TTL
-                )
-            )
-        try:
-            with self._db.write(conflict="key taken") as conn:
-                conn.execute(
-                    insert(idempotency_keys).values(
-                        user_name=user,
-                        key=key,
-                        fingerprint=fingerprint,
-                        run_id=run_id,
-                        project=project,
-                        created_at=now,
-                    )
-                )
-            return None
-        except Conflict:
-            pass
+    def reservation(self, user: str, key: str) -> Reservation | None:
+        """What ``key`` of ``user`` stands for, if it is stored."""
         with self._db.read() as conn:
             row = conn.execute(
                 select(idempotency_keys).where(
                     idempotency_keys.c.user_name == user, idempotency_keys.c.key == key
                 )
             ).first()
-        if row is None:  # expired and purged between the two statements: a fresh try
-            return self.reserve(
-                user, key, fingerprint=fingerprint, run_id=run_id, project=project, now=now
-            )
-        return Reservation(row.run_id, row.project, row.fingerprint, row.created_at)
+        return (
+            Reservation(row.run_id, row.project, row.fingerprint, row.created_at) if row else None
+        )
 
-    def release(self, user: str, key: str, run_id: str) -> None:
-        """Forget a reservation whose run could not be created (the request failed)."""
+    def forget(self, user: str, key: str, created_at: float) -> None:
+        """Drop an expired reservation (only the one seen: a newer one stays)."""
         with self._db.write() as conn:
             conn.execute(
                 delete(idempotency_keys).where(
                     idempotency_keys.c.user_name == user,
                     idempotency_keys.c.key == key,
-                    idempotency_keys.c.run_id == run_id,
+                    idempotency_keys.c.created_at == created_at,
                 )
             )
 

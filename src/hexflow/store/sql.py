@@ -8,7 +8,6 @@ process (the case hexflow guarantees: ``kill -9`` then ``resume``).
 
 from __future__ import annotations
 
-import pickle
 import sqlite3
 import threading
 import time
@@ -39,6 +38,7 @@ from hexflow.store.rows import (
     run_params,
     run_row,
     task_from_row,
+    task_insert_params,
 )
 from hexflow.store.schema import SCHEMA_HEAD, cancel_requests, runs, tasks
 
@@ -239,22 +239,7 @@ class SqlStore:
         records: Sequence[TaskRecord], next_seq: Callable[[str], int]
     ) -> list[tuple[Any, ...]]:
         """Parameters of the task insert, in ``INSERT_TASK_COLUMNS`` order."""
-        dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
-        rows = []
-        for rec in records:
-            spec = rec.spec
-            rows.append(
-                (
-                    rec.run_id,
-                    spec.id,
-                    next_seq(rec.run_id),
-                    spec.name,
-                    spec.kind._value_,
-                    dumps(spec, protocol=protocol),
-                    *mutable_params(rec)[:-2],
-                )
-            )
-        return rows
+        return [task_insert_params(rec, next_seq(rec.run_id)) for rec in records]
 
     def _remember_specs(self, run_id: str, records: Sequence[TaskRecord]) -> None:
         known = self._specs.pop(run_id, None) or {}

@@ -63,8 +63,10 @@ class FunctionGateway:
         clock: Callable[[], float] = time.time,
         on_events: Callable[[], None] | None = None,
         idle_after: float = 30.0,
+        cwd: str | None = None,
     ) -> None:
         self._db = db
+        self._search_path = (cwd,) if cwd else ()
         self.registry = registry
         self._home = home
         self._faults = faults
@@ -105,11 +107,8 @@ class FunctionGateway:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
-                pass
+        if self._tasks:  # bounded: a task stuck in I/O must not hold the server's exit
+            await asyncio.wait(self._tasks, timeout=5)
         self._tasks = []
         for flight in self._in_flight.values():
             if flight.timer is not None:
@@ -298,7 +297,15 @@ class FunctionGateway:
         key = (fn.project, fn.name, fn.version)
         blob = self._blobs.get(key)
         if blob is None:
-            ref = FunctionRef(fn.project, fn.name, fn.version, fn.kind.value, fn.target, fn.source)
+            ref = FunctionRef(
+                fn.project,
+                fn.name,
+                fn.version,
+                fn.kind.value,
+                fn.target,
+                fn.source,
+                self._search_path,
+            )
             blob = self._blobs[key] = pickle.dumps(ref, protocol=pickle.HIGHEST_PROTOCOL)
         return blob
 
@@ -324,7 +331,7 @@ class FunctionGateway:
             (self._blob(fn), (inv.args, inv.id, inv.attempt), {}), protocol=pickle.HIGHEST_PROTOCOL
         )
         stem = str(logs / f"{fn.name}-{inv.id}")
-        job = (
+        job: tuple[Any, ...] = (
             token,
             "python",
             payload,

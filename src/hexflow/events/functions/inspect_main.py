@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 
 def main() -> None:
@@ -17,7 +18,7 @@ def main() -> None:
         from hexflow.events.functions.signature import json_schema
 
         fn = load_function(spec["kind"], spec["target"], spec.get("source"), spec["name"])
-        out = {"schema": json_schema(fn, spec["name"])}
+        out: dict[str, Any] = {"schema": json_schema(fn, spec["name"])}
     except SyntaxError as exc:
         out = {"error": f"SyntaxError: {exc.msg} (line {exc.lineno})", "field": "source"}
     except BaseException as exc:  # noqa: BLE001 - whatever it is, the caller gets it

@@ -154,7 +154,7 @@ class FunctionRegistry:
         with self._lock:
             self._newest.pop((project, name), None)
 
-    def list(self, projects: Collection[str]) -> list[FunctionDef]:
+    def list_functions(self, projects: Collection[str]) -> list[FunctionDef]:
         with self._db.read() as conn:
             return functions_sql.list_functions(conn, projects)
 

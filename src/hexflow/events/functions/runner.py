@@ -20,7 +20,14 @@ from hexflow.events.functions.signature import signature_model
 
 class FunctionRef:
     def __init__(
-        self, project: str, name: str, version: int, kind: str, target: str, source: str | None
+        self,
+        project: str,
+        name: str,
+        version: int,
+        kind: str,
+        target: str,
+        source: str | None,
+        search_path: tuple[str, ...] = (),
     ) -> None:
         self.project = project
         self.name = name
@@ -28,6 +35,7 @@ class FunctionRef:
         self.kind = kind
         self.target = target
         self.source = source
+        self.search_path = search_path  # where the server imports from (its working directory)
         self._loaded: tuple[Any, Any, str | None] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -38,6 +46,11 @@ class FunctionRef:
     def load(self) -> tuple[Any, Any, str | None]:
         """(the function, the model of its arguments, the name of its context parameter)."""
         if self._loaded is None:
+            import sys
+
+            for path in reversed(self.search_path):
+                if path not in sys.path:
+                    sys.path.insert(0, path)
             fn = load_function(self.kind, self.target, self.source, f"{self.project}.{self.name}")
             model, ctx_param = signature_model(fn, self.name)
             self._loaded = (fn, model, ctx_param)

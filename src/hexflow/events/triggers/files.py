@@ -14,14 +14,15 @@ import asyncio
 import fnmatch
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 from pathlib import Path
 
 from hexflow.model.triggers import Trigger
 
 log = logging.getLogger("hexflow.triggers")
 
-Arrived = Callable[[Trigger, Path, os.stat_result], Awaitable[None]]
+Arrived = Callable[[Trigger, Path, os.stat_result], Coroutine[Any, Any, None]]
 
 
 class FileWatcher:

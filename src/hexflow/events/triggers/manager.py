@@ -72,11 +72,8 @@ class TriggerManager:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
-                pass
+        if self._tasks:  # bounded: a task stuck in I/O must not hold the server's exit
+            await asyncio.wait(self._tasks, timeout=5)
         self._tasks = []
 
     def reload(self) -> None:
@@ -155,7 +152,9 @@ class TriggerManager:
         self._set_all({**self._triggers, trigger.id: trigger})
         return trigger
 
-    def list(self, projects: Collection[str], kind: TriggerKind | None = None) -> list[Trigger]:
+    def list_triggers(
+        self, projects: Collection[str], kind: TriggerKind | None = None
+    ) -> list[Trigger]:
         with self._db.read() as conn:
             return triggers_sql.list_triggers(conn, projects, kind)
 

@@ -30,11 +30,12 @@ def next_tick(config: dict[str, Any], after: float, created: float) -> float:
     every = config.get("every")
     if every:
         k = math.floor((after - created) / every) + 1
-        return created + max(k, 1) * every
+        return float(created + max(k, 1) * every)
     from croniter import croniter
 
     base = datetime.fromtimestamp(after, UTC)
-    return float(croniter(config["cron"], base).get_next(float))
+    nxt: float = croniter(config["cron"], base).get_next(float)
+    return float(nxt)
 
 
 def last_tick(config: dict[str, Any], at_or_before: float, created: float) -> float | None:

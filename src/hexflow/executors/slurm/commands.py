@@ -51,9 +51,13 @@ class SlurmCommandError(ExecutorError):
 class SlurmCommands:
     """Runs Slurm's client commands found on ``PATH`` (or in ``bin_dir``)."""
 
-    def __init__(self, *, timeout: float = 30.0, bin_dir: str | None = None) -> None:
+    def __init__(
+        self, *, timeout: float = 30.0, bin_dir: str | None = None, conf: str | None = None
+    ) -> None:
         self.timeout = timeout
         self.bin_dir = bin_dir
+        # another cluster's slurm.conf (a site of its own): SLURM_CONF for every command
+        self.env = {**os.environ, "SLURM_CONF": conf} if conf else None
 
     def available(self) -> bool:
         return self._path("sbatch") is not None
@@ -122,6 +126,7 @@ class SlurmCommands:
                 text=True,
                 timeout=self.timeout,
                 stdin=subprocess.DEVNULL,
+                env=self.env,
             )
         except subprocess.TimeoutExpired:
             raise SlurmCommandError(

@@ -24,3 +24,4 @@ class SlurmConfig:
     requeue: bool = False  # False: preemption and node failures come back to hexflow
     command_timeout: float = 30.0  # for each sbatch/squeue/sacct/scancel call
     lost_after: int = 3  # polls a job may be unknown to squeue and sacct before it is lost
+    conf: str | None = None  # the cluster's slurm.conf (SLURM_CONF), if not the default one

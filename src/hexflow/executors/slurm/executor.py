@@ -69,7 +69,9 @@ class SlurmExecutor:
     ) -> None:
         self.config = config or SlurmConfig()
         self.capacity = UNBOUNDED
-        self._commands = commands or SlurmCommands(timeout=self.config.command_timeout)
+        self._commands = commands or SlurmCommands(
+            timeout=self.config.command_timeout, conf=self.config.conf
+        )
         self._jobs: dict[int, _Job] = {}
         self._batch: list[_Job] = []
         self._flush_scheduled = False
@@ -78,12 +80,14 @@ class SlurmExecutor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._submitting: asyncio.Semaphore | None = None
         self._cancelling: set[str] = set()  # scancel asked for, not done yet
+        self._poll_now: asyncio.Event | None = None  # set: poll without waiting the interval
 
     # ------------------------------------------------------------------ protocol
     def start(self, loop: asyncio.AbstractEventLoop, report: Report) -> None:
         self._loop = loop
         self._report = report
         self._submitting = asyncio.Semaphore(4)  # sbatch calls at once
+        self._poll_now = asyncio.Event()
         self._spawn(self._poll_forever())
 
     def submit(self, launch: Launch) -> None:
@@ -313,11 +317,18 @@ class SlurmExecutor:
         finally:
             if signal is None:
                 self._cancelling.difference_update(job_ids)
+                if self._poll_now is not None:  # report the end now, not a poll later
+                    self._poll_now.set()
 
     # ------------------------------------------------------------------ polling
     async def _poll_forever(self) -> None:
+        assert self._poll_now is not None
         while True:
-            await asyncio.sleep(self.config.poll_interval)
+            try:
+                await asyncio.wait_for(self._poll_now.wait(), self.config.poll_interval)
+            except TimeoutError:
+                pass
+            self._poll_now.clear()
             try:
                 await self.poll()
             except Exception:  # noqa: BLE001 - a bad poll must not stop the next ones

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 import hexflow
 from hexflow.service.api import (
     audit,
+    datasets,
     errors,
     functions,
     oauth,
@@ -26,8 +27,10 @@ from hexflow.service.api import (
     sfapi_files,
     sfapi_public,
     sites,
+    storage,
     streams,
     tasks,
+    transfers,
     triggers,
 )
 from hexflow.service.api.metrics import Metrics, MetricsMiddleware
@@ -91,6 +94,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app.include_router(functions.router)
     app.include_router(triggers.router)
     app.include_router(triggers.hooks)
+    for data in (storage, transfers, datasets):  # docs/data.md
+        app.include_router(data.router)
     for facade in (sfapi_public, sfapi_compute, sfapi_files, sfapi_account):
         app.include_router(facade.router)
     return app

@@ -72,7 +72,9 @@ async def submit_run(
     run = done.run
     if not done.replayed:
         request.app.state.metrics.runs_submitted.inc()
-    counts = await run_in_threadpool(svc.runs.task_counts, run.id)
+    counts = done.counts
+    if counts is None:  # replayed: as the run is now
+        counts = await run_in_threadpool(svc.runs.task_counts, run.id)
     headers = {"Location": f"/api/v1/runs/{run.id}"}
     if done.replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -62,7 +62,7 @@ def list_triggers(
     who: Caller, svc: Svc, project: Annotated[str | None, Query()] = None
 ) -> TriggerList:
     """The triggers of your projects, with how often and when they last fired."""
-    return TriggerList(items=[TriggerOut.of(t) for t in svc.triggers.list(who, project)])
+    return TriggerList(items=[TriggerOut.of(t) for t in svc.triggers.list_triggers(who, project)])
 
 
 @router.delete("/triggers/{trigger_id}", response_model=TriggerOut)
