@@ -235,10 +235,12 @@ async def bench_hexflow(tmp: Path, args: argparse.Namespace, floor: float) -> di
     log = tmp / "hexflow.log"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp), str(ROOT / "src")])}
     proc = start(HEXFLOW_APP, str(port), str(home), db, str(tmp), log=log, env=env)
-    if os.environ.get("BENCH_PYSPY"):  # profile the server: BENCH_PYSPY=out.svg
-        spy = subprocess.Popen(["py-spy", "record", "-o", os.environ["BENCH_PYSPY"], "-d", "12",
-                                "-p", str(proc.pid), "--threads", "-r", "40", "--nonblocking", "-f", "raw"])  # fmt: skip
-        del spy
+    if os.environ.get("BENCH_PYSPY"):  # profile the server (py-spy, collapsed stacks)
+        spy = [
+            "py-spy", "record", "-o", os.environ["BENCH_PYSPY"], "-d", "12", "-p", str(proc.pid),
+            "--threads", "-r", "40", "--nonblocking", "-f", "raw",
+        ]  # fmt: skip
+        subprocess.Popen(spy)
     auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     out: dict[str, Any] = {}
     try:
@@ -281,8 +283,9 @@ async def bench_hexflow(tmp: Path, args: argparse.Namespace, floor: float) -> di
         stop(proc)
 
 
-async def _results(conn: Conn, auth: dict[str, str], since: float, count: int) -> list[dict]:
+async def _results(port: int, auth: dict[str, str], since: float, count: int) -> list[dict]:
     """The results of the newest ``count`` invocations of ``started`` (waits for them)."""
+    conn = await Conn.open(port)  # a fresh one: an idle one may have been closed
     deadline = time.monotonic() + 60
     found: list[dict] = []
     while time.monotonic() < deadline:
@@ -338,7 +341,7 @@ async def bench_event_latency(
     sent_rate = count / (time.perf_counter() - t0)
     for c in conns:
         c.close()
-    results = await _results(conn, auth, since, count)
+    results = await _results(port, auth, since, count)
     lat = [1000 * (i["result"]["started"] - i["result"]["at"]) for i in results if i["result"]]
     p50, p99 = pct(lat, 0.5), pct(lat, 0.99)
     print(f"  event -> function start at {sent_rate:5.0f}/s   p50 {p50:6.1f} ms  p99 {p99:6.1f} ms"
@@ -365,7 +368,7 @@ async def bench_file_latency(
         (inbox / (name + ".done")).touch()
         written[name] = time.time()
         await asyncio.sleep(0.05)
-    results = await _results(conn, auth, since, count)
+    results = await _results(port, auth, since, count)
     lat = [
         1000 * (i["result"]["started"] - written[i["result"]["name"]])
         for i in results
@@ -400,7 +403,8 @@ def main() -> None:
     print(
         f"checks: sync {figures['invoke_sync_per_s']:.0f}/s vs target 3000/s; "
         f"event p99 {figures['event_p99_ms']:.1f} ms vs 20 ms; "
-        f"file p99 {figures['file_p99_ms']:.1f} ms vs 100 ms; load after {figures['load_after']:.2f}"
+        f"file p99 {figures['file_p99_ms']:.1f} ms vs 100 ms; "
+        f"load after {figures['load_after']:.2f}"
     )
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")

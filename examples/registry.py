@@ -31,6 +31,8 @@ DemoRun = Callable[[Path], dict[str, Any]]
 # Modules that register demos when imported, in demo order.
 EXAMPLE_MODULES: list[str] = [
     "hexflow_examples.archetype1_simulation.workflow",
+    "hexflow_examples.archetype3_rapid_analysis.workflow",
+    "hexflow_examples.archetype5_data_lifecycle.workflow",
 ]
 
 

@@ -123,6 +123,9 @@ def make_config(tmp_path: Path, db_url: str, **kw: Any) -> ServiceConfig:
         "HEXFLOW_KILL_GRACE": "0.5",
     }
     settings = Settings.from_env(env=env, cwd=tmp_path)
+    # Revocations take effect at once (the tests revoke, then call); test_service_auth
+    # checks the bound of the server's default credential cache with a clock of its own.
+    kw.setdefault("auth_cache_ttl", 0.0)
     return ServiceConfig(settings=settings, max_parallel_runs=2, **kw)
 
 

@@ -16,7 +16,7 @@ BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 
 def _blocks() -> list[tuple[str, int, str]]:
     found = []
-    for page in ("python.md", "qos.md"):
+    for page in ("python.md", "qos.md", "sites.md"):
         for i, match in enumerate(BLOCK.finditer((DOCS / page).read_text())):
             found.append((page, i, match.group(1)))
     return found

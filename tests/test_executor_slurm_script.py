@@ -162,3 +162,112 @@ def test_job_names_and_env_names() -> None:
         render(JobRequest(name="x", env={"BAD-NAME": "1"}), ["true"])
     with pytest.raises(ExecutorError, match="NUL"):
         render(JobRequest(name="x", env={"A": "a\0b"}), ["true"])
+
+
+# ---------------------------------------------------------------- container tasks
+# A task with ``image=`` gets the site's runtime line in its batch script (issue 8).
+_FAKE_RUNTIME = """#!/usr/bin/env python3
+import json, os, sys
+print(json.dumps({"argv": sys.argv[1:], "env": {k: v for k, v in os.environ.items()
+      if k.startswith(("APPTAINERENV_", "HX_", "TOKEN"))}}))
+"""
+
+
+def _container_request(tmp_path: Path, env: dict[str, str]) -> object:
+    from hexflow.executors.containers.request import BindMount, ContainerRequest
+
+    return ContainerRequest(
+        image="localhost/python:test",
+        name="hexflow-r1-t1-1",
+        workdir=str(tmp_path),
+        state_dir=str(tmp_path / "state"),
+        mounts=(BindMount(str(tmp_path), str(tmp_path)), BindMount("/data", "/in", True)),
+        env=env,
+        cpus=2,
+        memory=2**30,
+        network="host",
+    )
+
+
+def _run_script(script: str, tmp_path: Path, runtime: str) -> dict[str, object]:
+    import json
+    import os
+
+    fakes = tmp_path / "bin"
+    fakes.mkdir(exist_ok=True)
+    fake = fakes / runtime
+    fake.write_text(_FAKE_RUNTIME)
+    fake.chmod(0o755)
+    (tmp_path / "state").mkdir(exist_ok=True)
+    out = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": f"{fakes}:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root")},
+    )
+    return dict(json.loads(out.stdout))
+
+
+EVIL = "a b; $(touch /tmp/hexflow-pwned) `id` 'q' \"dq\" \\ *"
+
+
+@pytest.mark.parametrize("runtime", ["podman", "podman-hpc", "apptainer", "shifter"])
+def test_a_container_task_runs_its_runtime_line_in_the_script(runtime: str, tmp_path: Path) -> None:
+    from hexflow.executors.containers.builders import RUNTIMES
+
+    request = _container_request(tmp_path, {"TOKEN": EVIL})
+    container = RUNTIMES[runtime].build(request)  # type: ignore[arg-type]
+    req = request_for(Resources.parse(cpus=2, memory="1G"), name="hx-boxed")
+    script = render(
+        req,
+        ["python3", "-c", "print(1)", EVIL],
+        container=container,
+        state_dir=str(tmp_path / "state"),
+    )
+    lines = script.splitlines()
+    assert lines[0] == "#!/bin/bash" and lines[-1].startswith(f"exec {runtime} ")
+    assert "#SBATCH --cpus-per-task=2" in lines and "#SBATCH --mem=1024M" in lines
+    seen = _run_script(script, tmp_path, runtime)
+    argv = seen["argv"]
+    assert isinstance(argv, list)
+    assert argv == [*container.argv[1:], "python3", "-c", "print(1)", EVIL]
+    assert not Path("/tmp/hexflow-pwned").exists()
+    env = seen["env"]
+    assert isinstance(env, dict)
+    if runtime == "apptainer":  # the task's environment through APPTAINERENV_*
+        assert env["APPTAINERENV_TOKEN"] == EVIL
+        assert argv[-5] == "docker://localhost/python:test"
+    elif runtime == "shifter":  # shifter keeps the caller's environment
+        assert env["TOKEN"] == EVIL
+    else:  # podman: an env file, mode 0600, never the command line
+        env_file = tmp_path / "state" / "env"
+        assert env_file.read_text() == f"TOKEN={EVIL}\n"
+        assert env_file.stat().st_mode & 0o777 == 0o600
+        assert "--pull=never" in argv and EVIL not in " ".join(argv[:-1])
+
+
+def test_a_container_array_script_appends_each_job(tmp_path: Path) -> None:
+    from hexflow.executors.containers.builders import apptainer
+
+    container = apptainer(_container_request(tmp_path, {}))  # type: ignore[arg-type]
+    req = JobRequest(name="hx-arr", array_size=2)
+    script = render(req, ["runner"], ["/x/a b.job", "/x/c.job"], container=container)
+    assert script.splitlines()[-1].endswith('runner "${JOBS[$SLURM_ARRAY_TASK_ID]}"')
+    assert script.splitlines()[-1].startswith("exec apptainer exec --cleanenv")
+
+
+def test_container_files_need_a_state_dir_and_plain_names(tmp_path: Path) -> None:
+    from hexflow.executors.containers.request import ContainerCommand
+
+    with pytest.raises(ExecutorError, match="state directory"):
+        render(
+            JobRequest(name="x"),
+            ["true"],
+            container=ContainerCommand(("podman",), files={"env": "A=1\n"}),
+        )
+    bad = ContainerCommand(("podman",), files={"../evil": "x"})
+    with pytest.raises(ExecutorError, match="file name"):
+        render(JobRequest(name="x"), ["true"], container=bad, state_dir=str(tmp_path))
+    with pytest.raises(ExecutorError, match="not a shell variable name"):
+        render(JobRequest(name="x"), ["true"], container=ContainerCommand(("a",), env={"A B": "1"}))

@@ -395,3 +395,34 @@ def test_scopes_and_roles_are_checked_before_the_input(env: Env) -> None:
             assert _call(env, method, path, read_only).status_code == 200, (method, path)
             assert _call(env, method, path, viewer).status_code == 200, (method, path)
         assert env.client.request(method, path).status_code == 401
+
+
+PIPELINE = b"""name: pipeline
+tasks:
+  count:
+    command: 'wc -c < "$HEXFLOW_INPUT_RAW/log.txt" > "$HEXFLOW_OUTPUT_COUNTED/n.txt"'
+    shell: true
+    inputs: [raw@1]
+    outputs: [{name: counted, metadata: {title: Bytes of the log}}]
+"""
+
+
+def test_a_submitted_run_stages_and_registers_in_its_project(env: Env) -> None:
+    """Tasks of a service run read and write datasets of the run's project, on the
+    service's tiers; the API shows the new version and its lineage."""
+    put(env, "pss", "p1", {f"run1/{k}": v for k, v in RUN1.items()})
+    alice = env.auth("alice", "p1")
+    assert register(env, alice, name="raw", source="pss:run1").status_code == 201
+    run_id = env.submit(alice, body=PIPELINE).json()["id"]
+    assert env.wait_run(alice, run_id)["state"] == "succeeded"
+    made = env.client.get("/api/v1/datasets/counted/versions/1", headers=alice).json()
+    assert made["metadata"]["title"] == "Bytes of the log"
+    assert [(r["tier"], r["location"]) for r in made["replicas"]] == [
+        ("qss", f"runs/{run_id}/count/counted")
+    ]
+    n = tier_dir(env, "qss", "p1") / f"runs/{run_id}/count/counted/n.txt"
+    assert n.read_text().strip() == str(len(RUN1["log.txt"]))
+    lineage = env.client.get("/api/v1/datasets/counted/versions/1/lineage", headers=alice).json()
+    assert [(e["run_id"], e["input"]) for e in lineage["edges"]] == [(run_id, "raw@1")]
+    bob = env.auth("bob", "p2")
+    assert env.client.get("/api/v1/datasets/counted", headers=bob).status_code == 404

@@ -48,9 +48,7 @@ def total(*parts: int) -> int:
     return sum(parts)
 
 
-def test_node_down_moves_the_workflow_to_the_local_site(
-    tmp_path: Path, private_slurm: str
-) -> None:
+def test_node_down_moves_the_workflow_to_the_local_site(tmp_path: Path, private_slurm: str) -> None:
     conf = private_slurm
     resume_node(conf)
     (tmp_path / "sites.yaml").write_text(SITES.format(conf=conf))
@@ -103,7 +101,9 @@ def test_node_down_moves_the_workflow_to_the_local_site(
     finally:
         resume_node(conf)
     recs: dict[str, TaskRecord] = dict(engine.records)
-    assert final.state.value == "succeeded", {k: (r.state, r.reason, r.error) for k, r in recs.items()}
+    assert final.state.value == "succeeded", {
+        k: (r.state, r.reason, r.error) for k, r in recs.items()
+    }
     import pickle
 
     assert pickle.loads(recs["sum"].result or b"") == 0  # each command's exit code
@@ -127,7 +127,9 @@ def test_node_down_moves_the_workflow_to_the_local_site(
         r.started_at or 0.0 for r in recs.values() if r.moves and r.started_at is not None
     )
     assert first_local > 0
-    print(f"\nfailover: {moved} tasks moved; moves recorded: {[r.moves[0].reason for r in recs.values() if r.moves][:1]}")
+    print(
+        f"\nfailover: {moved} tasks moved; moves recorded: {[r.moves[0].reason for r in recs.values() if r.moves][:1]}"
+    )
 
 
 def _ref(task_id: str) -> object:

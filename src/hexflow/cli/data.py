@@ -476,12 +476,16 @@ def search(
         typer.Option("--meta", "-m", help="Metadata KEY=VALUE that must hold (a.b for nested)."),
     ] = None,
     limit: Annotated[int, typer.Option(help="At most this many versions.")] = 20,
+    relevance: Annotated[
+        bool,
+        typer.Option("--relevance", help="Best full-text matches first (default: newest first)."),
+    ] = False,
     all_projects: Annotated[bool, typer.Option("--all-projects")] = False,
     project: ProjectOpt = "default",
     storage: StorageOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Find versions by full text, name and metadata (best matches first)."""
+    """Find versions by full text, name and metadata (newest first, or --relevance)."""
     filters: dict[str, str] = {}
     for item in meta or []:
         if "=" not in item:
@@ -493,7 +497,12 @@ def search(
     with _services(ctx, project, storage) as data:
         found = _run(
             lambda: data.catalog.search(
-                text, name=name, meta=filters, limit=limit, all_projects=all_projects
+                text,
+                name=name,
+                meta=filters,
+                limit=limit,
+                all_projects=all_projects,
+                order="relevance" if relevance else "newest",
             )
         )
     rows = [v.summary() for v in found]

@@ -459,6 +459,9 @@ app.command(epilog=TRANSFERS_EPILOG)(transfers)
 from hexflow.cli.sites import sites_app  # noqa: E402
 
 app.add_typer(sites_app, name="sites")
+from hexflow.cli.services import services_app  # noqa: E402
+
+app.add_typer(services_app, name="services")
 from hexflow.cli.functions import events, functions_app, triggers_app  # noqa: E402
 
 app.add_typer(functions_app, name="functions")

@@ -38,6 +38,14 @@ def server(
     token_ttl: Annotated[
         int, typer.Option(min=120, help="Seconds an OAuth access token lives.")
     ] = 600,
+    auth_cache: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds a validated credential is trusted without a database check: how "
+            "late a revocation or membership change may take effect (0: at once).",
+        ),
+    ] = 1.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     python_workflows: Annotated[
         bool,
@@ -83,6 +91,7 @@ def server(
         config = ServiceConfig(
             settings=settings,
             access_token_ttl=token_ttl,
+            auth_cache_ttl=auth_cache,
             max_parallel_runs=max_runs,
             token_urls=tuple(token_url or ()),
             python_workflows=python_workflows,

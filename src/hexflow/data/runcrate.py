@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import mimetypes
 from collections.abc import Sequence
+from importlib.metadata import version as _version
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from hexflow.model.datasets import VersionRecord
 from hexflow.model.transfers import TransferItem
 
 WORKFLOW_NAME = "workflow.json"
+_VERSION = _version("hexflow")
 PROFILES = {
     "https://w3id.org/ro/wfrun/process/0.5": "Process Run Crate",
     "https://w3id.org/ro/wfrun/workflow/0.5": "Workflow Run Crate",
@@ -91,8 +93,6 @@ def export_run(
     from rocrate.model.contextentity import ContextEntity
     from rocrate.rocrate import ROCrate
 
-    import hexflow
-
     if not license:
         raise DataInputError("an RO-Crate must carry a license", hint="pass --license URL")
     out_dir = out_dir.resolve()
@@ -112,7 +112,7 @@ def export_run(
     root = crate.root_dataset
     root["name"] = f"Run {run.id} of workflow {run.name}"
     root["description"] = (
-        f"Workflow run {run.id} ({run.name}) by hexflow {hexflow.__version__}: "
+        f"Workflow run {run.id} ({run.name}) by hexflow {_VERSION}: "
         f"{len(tasks)} task(s), {run.state.value}; its dataset versions and their provenance."
     )
     root["datePublished"] = dt.date.today().isoformat()
@@ -129,7 +129,7 @@ def export_run(
                 "@type": "ComputerLanguage",
                 "name": "hexflow workflow",
                 "alternateName": "hexflow",
-                "version": hexflow.__version__,
+                "version": _VERSION,
             },
         )
     )
@@ -238,8 +238,8 @@ def export_run(
             "#hexflow",
             properties={
                 "@type": "SoftwareApplication",
-                "name": f"hexflow {hexflow.__version__}",
-                "version": hexflow.__version__,
+                "name": f"hexflow {_VERSION}",
+                "version": _VERSION,
             },
         )
     )

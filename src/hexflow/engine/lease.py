@@ -11,10 +11,16 @@ import socket
 
 import psutil
 
+_mine: tuple[int, str] | None = None  # (pid, owner id): a forked child computes its own
+
 
 def my_owner_id() -> str:
+    global _mine
     pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{psutil.Process(pid).create_time():.3f}"
+    if _mine is None or _mine[0] != pid:
+        # read once: every run a server creates is stamped with it
+        _mine = (pid, f"{socket.gethostname()}:{pid}:{psutil.Process(pid).create_time():.3f}")
+    return _mine[1]
 
 
 def owner_alive(owner: str | None) -> bool:

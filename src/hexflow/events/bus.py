@@ -126,6 +126,7 @@ class EventBus:
         if offset is None:
             offset = 0 if consumer.from_start else await asyncio.to_thread(self.log.head)
             await asyncio.to_thread(self.log.commit, consumer.name, offset)
+        committing: asyncio.Future[None] | None = None
         while True:
             try:
                 events = await asyncio.to_thread(self.log.read, offset, limit=self.batch)
@@ -136,7 +137,13 @@ class EventBus:
                 self.delivered += len(events)
                 self._faults.reach(OFFSET_PENDING)
                 offset = events[-1].seq
-                await asyncio.to_thread(self.log.commit, consumer.name, offset)
+                # The handler's actions are durable: the offset may move. Its commit
+                # overlaps the next read; commits stay in order (one at a time).
+                if committing is not None:
+                    await committing
+                committing = asyncio.ensure_future(
+                    asyncio.to_thread(self.log.commit, consumer.name, offset)
+                )
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - keep consuming; the batch comes again

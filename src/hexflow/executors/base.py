@@ -82,3 +82,7 @@ class Executor(Protocol):
         ...
 
     def shutdown(self) -> None: ...
+
+    # Optional: ``withdraw(token) -> bool`` takes back a task the backend has provably not
+    # started (and forgets it: no end is reported); the engine moves such a task to another
+    # site at once when its site goes down (engine/sites.py). The pilot executor has it.

@@ -15,6 +15,7 @@ from pathlib import Path
 from hexflow.data.taskdata import TaskData
 from hexflow.data.tiers import StorageConfig
 from hexflow.engine import Engine, Progress, RunPaths
+from hexflow.engine.taskhooks import TaskHook
 
 __all__ = ["Progress"]  # re-exported for the CLI's progress bar
 from hexflow.engine.lease import owner_alive
@@ -46,8 +47,13 @@ def make_store(settings: Settings) -> Store:
 
 
 def make_engine(
-    settings: Settings, store: Store, on_progress: Callable[[Progress], None] | None = None
+    settings: Settings,
+    store: Store,
+    on_progress: Callable[[Progress], None] | None = None,
+    *,
+    task_hook: TaskHook | None = None,
 ) -> Engine:
+    """``task_hook``: the datasets of tasks (default: ``task_data(settings)``)."""
     from hexflow.flow.sites import site_set
 
     sites = site_set(settings)  # HEXFLOW_SITES: an executor per site, with failover
@@ -77,7 +83,7 @@ def make_engine(
         executor,
         on_progress=on_progress,
         policy=policy,
-        task_hook=task_data(settings),
+        task_hook=task_hook or task_data(settings),
         sites=sites,
     )
 

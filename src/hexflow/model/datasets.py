@@ -8,6 +8,7 @@ a free JSON object; the DataCite / schema.org core keys in ``CORE_FIELDS`` are t
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -127,6 +128,25 @@ class VersionRecord:
     @property
     def title(self) -> str:
         return str(self.metadata.get("title") or self.name)
+
+    def _repr_html_(self) -> str:
+        """A table in Jupyter: the reference, identifier, size and the metadata."""
+        rows = [
+            ("version", self.ref),
+            ("pid", self.pid),
+            ("digest", self.digest),
+            ("size", f"{self.size:,} bytes in {self.files} file(s)"),
+            *(
+                (str(k), json.dumps(v) if not isinstance(v, str) else v)
+                for k, v in self.metadata.items()
+            ),
+        ]
+        body = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+            f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"
+            for k, v in rows
+        )
+        return f"<table><caption>{html.escape(self.title)}</caption>{body}</table>"
 
     def summary(self) -> dict[str, Any]:
         return {

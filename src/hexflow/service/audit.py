@@ -4,9 +4,11 @@ project administrators and site administrators (the ``admin`` scope)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 from hexflow.errors import Forbidden, HexflowError
@@ -50,10 +52,40 @@ class Audit:
         try:
             yield note
         except HexflowError as exc:
-            self.record(actor, action, note, outcome_of(exc), source, status_of(exc), exc.message)
+            self._write(self._failed(actor, action, note, source, exc)).result()
             raise
         if not note.recorded:
-            self.record(actor, action, note, "ok", source, note.status, note.detail)
+            row = self.row(actor, action, note, "ok", source, note.status, note.detail)
+            self._write(row).result()
+
+    @asynccontextmanager
+    async def action_async(
+        self,
+        actor: str,
+        action: str,
+        *,
+        project: str | None = None,
+        target: str = "",
+        source: str | None = None,
+    ) -> AsyncIterator[AuditNote]:
+        """``action`` for a coroutine: the entry is written without blocking its loop."""
+        note = AuditNote(project=project, target=target)
+        try:
+            yield note
+        except HexflowError as exc:
+            await asyncio.wrap_future(self._write(self._failed(actor, action, note, source, exc)))
+            raise
+        if not note.recorded:
+            row = self.row(actor, action, note, "ok", source, note.status, note.detail)
+            await asyncio.wrap_future(self._write(row))
+
+    def _failed(
+        self, actor: str, action: str, note: AuditNote, source: str | None, exc: HexflowError
+    ) -> AuditRow:
+        return self.row(actor, action, note, outcome_of(exc), source, status_of(exc), exc.message)
+
+    def _write(self, row: AuditRow) -> Future[None]:
+        return self._db.writer.submit(Writes(audit=(row,)))
 
     def record(
         self,
@@ -65,8 +97,7 @@ class Audit:
         status: int | None,
         detail: str | None,
     ) -> None:
-        row = self.row(actor, action, note, outcome, source, status, detail)
-        self._db.writer.write(Writes(audit=(row,)))
+        self._write(self.row(actor, action, note, outcome, source, status, detail)).result()
 
     def row(
         self,

@@ -3,13 +3,15 @@ project).
 
 A Principal is a user acting through one credential: the credential's scopes, and the
 user's memberships, narrowed to the credential's project when it is bound to one. Access
-is decided on every request from the database (one query: the credential, its user and
-the user's memberships), so revoking a token or client, or removing a member, takes
-effect at once. What a caller may not see is reported as not found.
+is decided from the database (one query: the credential, its user and the user's
+memberships), on every request, or at most ``cache_ttl`` seconds ago (``hexflow server
+--auth-cache``): revoking a token or client, or changing a membership, takes effect
+within that bound (at once with 0). What a caller may not see is reported as not found.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -86,11 +88,52 @@ class Principal:
 
 
 class Authenticator:
-    def __init__(self, db: ServiceDb, access_tokens: AccessTokens) -> None:
+    """Bearer credential -> Principal. With ``cache_ttl`` > 0, a credential seen valid is
+    trusted again without the database for up to that many seconds (never past its own
+    expiry): a revocation or membership change takes effect within ``cache_ttl``. With 0,
+    every request reads the database (one query) and takes effect at once."""
+
+    def __init__(
+        self,
+        db: ServiceDb,
+        access_tokens: AccessTokens,
+        *,
+        cache_ttl: float = 0.0,
+        cache_size: int = 4096,
+    ) -> None:
         self._db = db
         self._tokens = access_tokens
+        self._ttl = cache_ttl
+        self._size = cache_size
+        # sha256(Authorization header) -> (trusted until, principal); the header holds the
+        # whole secret, so a wrong secret is another key and never hits.
+        self._cache: dict[bytes, tuple[float, Principal]] = {}
+
+    def cached(self, authorization: str | None, *, now: float) -> Principal | None:
+        """The principal of a credential validated less than ``cache_ttl`` ago, else None
+        (then ``authenticate``, which reads the database). No I/O: safe on the event loop."""
+        if not self._ttl or not authorization:
+            return None
+        hit = self._cache.get(_cache_key(authorization))
+        return hit[1] if hit is not None and now < hit[0] else None
 
     def authenticate(self, authorization: str | None, *, now: float) -> Principal:
+        hit = self.cached(authorization, now=now)
+        if hit is not None:
+            return hit
+        principal, expires_at = self._authenticate(authorization, now)
+        if self._ttl and authorization:
+            if len(self._cache) >= self._size:
+                self._cache.clear()  # rare (many distinct credentials): start over
+            until = now + self._ttl
+            if expires_at is not None:
+                until = min(until, expires_at)
+            self._cache[_cache_key(authorization)] = (until, principal)
+        return principal
+
+    def _authenticate(
+        self, authorization: str | None, now: float
+    ) -> tuple[Principal, float | None]:
         if not authorization:
             raise AuthError(
                 "this request needs a bearer token",
@@ -108,7 +151,7 @@ class Authenticator:
             return self._api_token(credential, now)
         return self._access_token(credential, now)
 
-    def _api_token(self, credential: str, now: float) -> Principal:
+    def _api_token(self, credential: str, now: float) -> tuple[Principal, float | None]:
         token_id, secret = split_api_token(credential)
         found = self._db.accounts.token_access(token_id)
         if found is None or not secret_matches(secret, found.credential.secret_hash):
@@ -118,9 +161,10 @@ class Authenticator:
             raise AuthError(f"API token {token_id} has been revoked", hint="ask for a new one")
         if not token.usable(now):
             raise AuthError(f"API token {token_id} has expired", hint="ask for a new one")
-        return _principal(found, token.user, token.project, token.scopes, f"token:{token_id}")
+        who = _principal(found, token.user, token.project, token.scopes, f"token:{token_id}")
+        return who, token.expires_at
 
-    def _access_token(self, credential: str, now: float) -> Principal:
+    def _access_token(self, credential: str, now: float) -> tuple[Principal, float | None]:
         claims = self._tokens.verify(credential, now=now)
         found = self._db.accounts.client_access(claims.client_id, claims.user)
         if found is None or found.credential.revoked_at is not None:
@@ -128,9 +172,14 @@ class Authenticator:
                 f"the client {claims.client_id} of this access token has been revoked",
                 hint="register a new client with `hexflow admin client create`",
             )
-        return _principal(
+        who = _principal(
             found, claims.user, claims.project, claims.scopes, f"client:{claims.client_id}"
         )
+        return who, claims.expires_at
+
+
+def _cache_key(authorization: str) -> bytes:
+    return hashlib.sha256(authorization.encode()).digest()
 
 
 def _principal(

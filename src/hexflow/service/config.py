@@ -16,6 +16,9 @@ from hexflow.settings import Settings
 class ServiceConfig:
     settings: Settings  # home (signing key, run files) and the database URL
     access_token_ttl: int = 600  # seconds an OAuth access token lives (sfapi_client wants >= 120)
+    # Seconds a validated credential is trusted without reading the database again: the
+    # bound on how late a revocation or membership change takes effect (0: at once).
+    auth_cache_ttl: float = 1.0
     max_parallel_runs: int = 4  # runs driven at once; more wait in a queue, state pending
     # The token URL(s) client assertions must name as ``aud``. Empty: the URL the request
     # came to (fine on one host; set it behind a proxy, as ``--token-url``).

@@ -8,10 +8,12 @@ import time
 from collections.abc import Callable
 
 from hexflow.data.config import load_storage
+from hexflow.data.taskdata import TaskData
 from hexflow.events.system import EventSystem
 from hexflow.service.audit import Audit
 from hexflow.service.auth import Authenticator
 from hexflow.service.config import ServiceConfig
+from hexflow.service.containers import ServiceContainers, Supervisor
 from hexflow.service.data import DataService
 from hexflow.service.functions import FunctionService
 from hexflow.service.keys import load_signing_key
@@ -19,7 +21,7 @@ from hexflow.service.manager import RunManager
 from hexflow.service.oauth import OAuthService
 from hexflow.service.runs import RunService
 from hexflow.service.sfapi import AccountViews, SfapiJobs, StatusViews
-from hexflow.service.sites import LocalSite, SiteRegistry, Usage
+from hexflow.service.sites import LocalSite, SiteRegistry, Usage, monitored_sites
 from hexflow.service.tasks import TaskService
 from hexflow.service.tokens import AccessTokens
 from hexflow.service.triggers import EventService, TriggerService
@@ -39,7 +41,7 @@ class Service:
         except BaseException:
             self.db.close()
             raise
-        self.auth = Authenticator(self.db, self.tokens)
+        self.auth = Authenticator(self.db, self.tokens, cache_ttl=config.auth_cache_ttl)
         self.audit = Audit(self.db, clock)
         self.manager = RunManager(
             config.settings, self.db.writer, max_parallel=config.max_parallel_runs
@@ -64,6 +66,11 @@ class Service:
             outages=config.outages,
         )
         self.sites = SiteRegistry([local])  # Slurm/Dask sites register here too
+        if settings.sites is not None:  # the sites file's, with the engines' states
+            from hexflow.flow.sites import monitor
+
+            for site in monitored_sites(monitor(settings).status):
+                self.sites.register(site)
         machines = dict(config.sfapi_machines)
         self.sfapi = SfapiJobs(
             home=config.home,
@@ -87,6 +94,11 @@ class Service:
         self.event_log = EventService(self.events)
         storage = config.storage or load_storage(config.home)
         self.data = DataService(config.db_url, storage, self.audit, clock=clock)
+        self.manager.task_hook = TaskData(config.db_url, storage)  # tasks' datasets
+        # Long-lived service containers of projects, and their supervisor (docs/containers.md)
+        roots = [str(r) for r in settings.allowed_mount_roots]
+        self.services = ServiceContainers(self.db, self.audit, clock=clock, mount_roots=roots)
+        self.services_supervisor = Supervisor(self.services)
 
     def _usage(self) -> Usage:
         cpus, gpus, running, waiting = self.db.runs.usage()
@@ -94,9 +106,11 @@ class Service:
 
     def start(self) -> list[str]:
         """Start driving runs; returns the ids of the runs resumed after a restart."""
+        self.services_supervisor.start()
         return self.manager.start(self.db if self.config.resume_on_start else None)
 
     def close(self) -> None:
+        self.services_supervisor.stop()
         self.manager.stop()
         self.data.close()
         self.db.close()

@@ -4,9 +4,7 @@ operations functions ask for through their context (submit a workflow, call a fu
 "on completion of run R, call X").
 
 Invocations are not written to the audit log one by one (thousands a second): each is its
-own record, with its caller, source and times. Registrations are audited. On the invoke
-route a credential, once checked, is trusted for ``AUTH_TTL`` seconds (three database
-reads a call otherwise): a revoked token may go on invoking that long.
+own record, with its caller, source and times. Registrations are audited.
 """
 
 from __future__ import annotations
@@ -28,9 +26,6 @@ from hexflow.service.manager import RunManager
 from hexflow.service.pages import decode_cursor, encode_cursor
 from hexflow.service.workflow_body import read_workflow
 from hexflow.store.service_db import ServiceDb
-
-
-AUTH_TTL = 1.0  # seconds an invoking credential is trusted without a database check
 
 
 @dataclass(frozen=True)
@@ -55,19 +50,6 @@ class FunctionService:
         self._audit = audit
         self._now = clock
         events.gateway.on_intents = self._apply_intents
-        self._principals: dict[str, tuple[Principal, float]] = {}
-
-    def cached_caller(self, authorization: str | None) -> Principal | None:
-        """The Principal of a credential checked less than AUTH_TTL ago, else None."""
-        if not authorization:
-            return None
-        hit = self._principals.get(authorization)
-        return hit[0] if hit is not None and hit[1] > time.monotonic() else None
-
-    def remember_caller(self, authorization: str, who: Principal) -> None:
-        if len(self._principals) > 10_000:
-            self._principals.clear()
-        self._principals[authorization] = (who, time.monotonic() + AUTH_TTL)
 
     @property
     def max_payload(self) -> int:

@@ -18,11 +18,13 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from hexflow.engine import Engine
 from hexflow.engine.lease import owner_alive
+from hexflow.engine.taskhooks import TaskHook
 from hexflow.flow import runtime
 from hexflow.model import RunRecord, TaskRecord, TaskSpec
 from hexflow.settings import Settings
@@ -49,6 +51,8 @@ class RunManager:
         self._idle = threading.Condition(self._lock)
         self._started = False
         self._planning: Engine | None = None
+        # the datasets of tasks, on the service's storage tiers (set by ``Service``)
+        self.task_hook: TaskHook | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, db: ServiceDb | None = None) -> list[str]:
@@ -93,12 +97,13 @@ class RunManager:
     ) -> RunRecord:
         """Persist a new run (owned by this process) and queue it; returns it as created.
         ``labels`` go into the run's config (the SFAPI facade marks its jobs with them)."""
-        run, _ = self.create_with_tasks(
+        run, tasks = self.plan(
             name, specs, run_id=run_id, project=project, user=user, labels=labels
         )
+        self.persist(run, tasks).result()
         return run
 
-    def create_with_tasks(
+    def plan(
         self,
         name: str,
         specs: Sequence[TaskSpec],
@@ -107,16 +112,14 @@ class RunManager:
         project: str,
         user: str,
         labels: dict[str, str] | None = None,
-        key: KeyRow | None = None,
-        audit: Sequence[AuditRow] = (),
     ) -> tuple[RunRecord, list[TaskRecord]]:
-        """``create``, returning the tasks as created too. The run is validated as the
-        engine does (``Engine.plan_run``), then group-committed with ``key`` (its
-        Idempotency-Key; ``Conflict`` if taken) and the ``audit`` rows of its request."""
+        """A new run and its tasks, validated as the engine does (``Engine.plan_run``),
+        with its working directory made; nothing is stored (``persist``). No waiting:
+        fine on the event loop."""
         workdir = self.settings.home / "work" / project / run_id
         workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
-            run, records = self._planner().plan_run(
+            return self._planner().plan_run(
                 name,
                 specs,
                 workdir=str(workdir),
@@ -128,12 +131,36 @@ class RunManager:
                     "submitted_by": user,
                 },
             )
-            self._writer.write(Writes(run=run, tasks=records, key=key, audit=audit))
         except BaseException:
             _remove_empty(workdir)
             raise
-        self._enqueue(run.id, functools.partial(self._drive, run.id))
-        return run, records
+
+    def persist(
+        self,
+        run: RunRecord,
+        tasks: Sequence[TaskRecord],
+        *,
+        key: KeyRow | None = None,
+        audit: Sequence[AuditRow] = (),
+    ) -> Future[None]:
+        """Group-commit a planned run with ``key`` (its Idempotency-Key: ``Conflict`` if
+        stored already) and the ``audit`` rows of its request. Once committed, the run is
+        queued, then the future completes; if the commit fails, its working directory
+        goes. Wait with ``.result()``, or ``asyncio.wrap_future`` on an event loop."""
+        stored = self._writer.submit(Writes(run=run, tasks=tasks, key=key, audit=audit))
+        done: Future[None] = Future()
+
+        def committed(outcome: Future[None]) -> None:  # on the writer thread
+            error = outcome.exception()
+            if error is None:
+                self._enqueue(run.id, functools.partial(self._drive, run.id))
+                done.set_result(None)
+            else:
+                _remove_empty(Path(run.workdir))
+                done.set_exception(error)
+
+        stored.add_done_callback(committed)
+        return done
 
     def _planner(self) -> Engine:
         """The engine that validates new runs (``plan_run`` reads only its sites and their
@@ -197,7 +224,7 @@ class RunManager:
     def _drive(self, run_id: str) -> None:
         store = runtime.make_store(self.settings)
         try:
-            final = runtime.make_engine(self.settings, store).run(run_id)
+            final = runtime.make_engine(self.settings, store, task_hook=self.task_hook).run(run_id)
             log.info("run %s ended %s", run_id, final.state.value)
         finally:
             store.close()

@@ -11,6 +11,8 @@ reservation is 409 for ``STALE_RESERVATION`` seconds, then taken over.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import re
 import time
@@ -33,6 +35,15 @@ from hexflow.store.service_log import IDEMPOTENCY_TTL
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
 STALE_RESERVATION = 30.0  # seconds after which a reservation without its run is taken over
+INLINE_PARSE_BYTES = 64 << 10  # larger documents are parsed off the event loop
+
+
+def _no_run(run_id: str) -> NotFound:
+    return NotFound(
+        f"no run {run_id!r}",
+        hint="GET /api/v1/runs lists the runs you can see (give the whole id)",
+        run=run_id,
+    )
 
 
 def _check_key(key: str) -> None:
@@ -71,7 +82,7 @@ class RunService:
         self._now = clock
 
     # ------------------------------------------------------------------ submit
-    def submit(
+    async def submit(
         self,
         who: Principal,
         *,
@@ -82,17 +93,22 @@ class RunService:
         idempotency_key: str | None,
         source: str | None,
     ) -> Submitted:
-        with self._audit.action(who.name, "run.submit", project=project, source=source) as note:
+        """On the caller's event loop: checking and parsing are CPU work (a large document
+        is parsed on a worker thread), then it waits for the group commit, on no thread."""
+        audited = self._audit.action_async(who.name, "run.submit", project=project, source=source)
+        async with audited as note:
             project = project or who.default_project(Scope.SUBMIT)
             note.project = project
             who.check_project(project, Scope.SUBMIT)
-            doc = read_workflow(
+            read = functools.partial(
+                read_workflow,
                 body,
                 content_type,
                 parse_params(params),
                 max_bytes=self._max_body,
                 allow_python=self._allow_python,
             )
+            doc = await asyncio.to_thread(read) if len(body) > INLINE_PARSE_BYTES else read()
             note.target = doc.name
             run_id = new_run_id()
             key: KeyRow | None = None
@@ -102,35 +118,31 @@ class RunService:
                 fingerprint = hashlib.sha256(f"{project}\0{doc.fingerprint}".encode()).hexdigest()
                 key = KeyRow(who.name, idempotency_key, fingerprint, run_id, project, self._now())
             for _ in range(3):
+                run, tasks = self._manager.plan(
+                    doc.name, doc.specs, run_id=run_id, project=project, user=who.name
+                )
                 # The key, the run and the "ok" entry of the audit log: one transaction,
                 # group-committed with other requests'. A key already stored fails it.
                 ok = self._audit.row(
                     who.name, "run.submit", replace(note, target=run_id), source=source, status=201
                 )
                 try:
-                    run, records = self._manager.create_with_tasks(
-                        doc.name,
-                        doc.specs,
-                        run_id=run_id,
-                        project=project,
-                        user=who.name,
-                        key=key,
-                        audit=(ok,),
+                    await asyncio.wrap_future(
+                        self._manager.persist(run, tasks, key=key, audit=(ok,))
                     )
                 except Conflict:
                     if idempotency_key is None:
                         raise
-                    earlier, key, run_id = self._after_conflict(
-                        who, idempotency_key, fingerprint, run_id, project
+                    earlier, key, run_id = await asyncio.to_thread(
+                        self._after_conflict, who, idempotency_key, fingerprint, run_id, project
                     )
                     if earlier is not None:
                         note.target, note.detail, note.status = earlier.id, "replayed", 201
                         return Submitted(earlier, replayed=True)
                     continue
                 note.target, note.status, note.recorded = run.id, 201, True
-                return Submitted(
-                    run, replayed=False, counts=dict(Counter(r.state.value for r in records))
-                )
+                counts = dict(Counter(t.state.value for t in tasks))
+                return Submitted(run, replayed=False, counts=counts)
             raise ServiceError(
                 "a request with this Idempotency-Key is still being processed",
                 hint="retry in a few seconds",
@@ -204,11 +216,7 @@ class RunService:
         who.require_scope(needed)
         run = self._db.runs.get_run(run_id, who.projects(Scope.READ))
         if run is None:
-            raise NotFound(
-                f"no run {run_id!r}",
-                hint="GET /api/v1/runs lists the runs you can see (give the whole id)",
-                run=run_id,
-            )
+            raise _no_run(run_id)
         if run.project not in who.projects(needed):
             raise Forbidden(
                 f"you may not {needed.value} in project {run.project!r}",
@@ -219,6 +227,14 @@ class RunService:
 
     def task_counts(self, run_id: str) -> dict[str, int]:
         return self._db.runs.task_counts(run_id)
+
+    def status(self, who: Principal, run_id: str) -> tuple[RunRecord, dict[str, int]]:
+        """``get`` with the run's task counts by state, in one database round of reads."""
+        who.require_scope(Scope.READ)
+        found = self._db.runs.get_run_with_counts(run_id, who.projects(Scope.READ))
+        if found is None:
+            raise _no_run(run_id)
+        return found
 
     def tasks(
         self,

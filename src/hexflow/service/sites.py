@@ -148,6 +148,64 @@ class LocalSite:
         )
 
 
+# hexflow's site states (docs/sites.md) in SFAPI's words
+SFAPI_STATE = {"up": "active", "degraded": "degraded", "down": "unavailable"}
+
+
+class MonitoredSite:
+    """A site of the sites file (HEXFLOW_SITES), its state from the same monitor the
+    engines use (health checks, admin overrides, planned outages), cached for ``ttl``
+    seconds so that a busy status page does not run ``sinfo`` per request."""
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        rows: Callable[[float], list[dict[str, Any]]],
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self._rows = rows
+
+    def status(self, now: float) -> SiteStatus:
+        row = next(r for r in self._rows(now) if r["name"] == self.name)
+        pools = [
+            Pool(p["name"], p["nodes"], p["cpus"], p["memory"], p["gpus"]) for p in row["pools"]
+        ]
+        outages = [SiteOutage(self.name, o["start"], o["end"], o["reason"]) for o in row["outages"]]
+        why = f" ({row['reason']})" if row["reason"] else ""
+        return SiteStatus(
+            name=self.name,
+            kind=self.kind,
+            state=SFAPI_STATE.get(row["state"], "unavailable"),
+            description=(row["description"] or f"{self.kind} site {self.name}") + why,
+            pools=pools,
+            nodes=[],
+            utilization={},
+            queue={},
+            outages=outages,
+        )
+
+
+def monitored_sites(
+    status: Callable[[float], list[dict[str, Any]]], ttl: float = 5.0
+) -> list[MonitoredSite]:
+    """One ``MonitoredSite`` per row of ``status`` (``flow.sites.SiteMonitor.status``),
+    sharing one cached answer."""
+    import threading
+
+    cache: dict[str, Any] = {"at": -1e18, "rows": []}
+    lock = threading.Lock()
+
+    def rows(now: float) -> list[dict[str, Any]]:
+        with lock:
+            if now - cache["at"] > ttl:
+                cache["rows"], cache["at"] = status(now), now
+            return list(cache["rows"])
+
+    return [MonitoredSite(r["name"], r["executor"], rows) for r in rows(0.0)]
+
+
 class SiteRegistry:
     def __init__(self, sites: Iterable[Site] = ()) -> None:
         self._sites: dict[str, Site] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Connection, and_, func, or_, select
 
 from hexflow.model import RunRecord, RunState, TaskRecord, TaskState
 from hexflow.store.rows import load_spec, run_from_row, task_from_row
@@ -65,12 +65,17 @@ class RunQueries:
 
     def task_counts(self, run_id: str) -> dict[str, int]:
         with self._db.read() as conn:
-            rows = conn.execute(
-                select(tasks.c.state, func.count())
-                .where(tasks.c.run_id == run_id)
-                .group_by(tasks.c.state)
-            )
-            return {state: int(n) for state, n in rows}
+            return _counts(conn, run_id)
+
+    def get_run_with_counts(
+        self, run_id: str, projects: Collection[str]
+    ) -> tuple[RunRecord, dict[str, int]] | None:
+        """``get_run`` and ``task_counts`` on one connection (a status query)."""
+        with self._db.read() as conn:
+            row = conn.execute(
+                select(runs).where(runs.c.id == run_id, runs.c.project.in_(list(projects)))
+            ).first()
+            return (run_from_row(row._mapping), _counts(conn, run_id)) if row else None
 
     def list_tasks(
         self,
@@ -138,3 +143,12 @@ class RunQueries:
         )
         with self._db.read() as conn:
             return [run_from_row(r._mapping) for r in conn.execute(query)]
+
+
+def _counts(conn: Connection, run_id: str) -> dict[str, int]:
+    """Tasks of the run by state, counted by the database (the primary key's run_id
+    prefix finds them; nothing but the states is read)."""
+    rows = conn.execute(
+        select(tasks.c.state, func.count()).where(tasks.c.run_id == run_id).group_by(tasks.c.state)
+    )
+    return {state: int(n) for state, n in rows}

@@ -19,7 +19,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_HEAD = "0010"
+SCHEMA_HEAD = "0011"
 
 metadata = MetaData()
 
@@ -97,3 +97,4 @@ cancel_requests = Table(
 from hexflow.store import data_schema as _data_schema  # noqa: E402,F401
 from hexflow.store import events_schema as _events_schema  # noqa: E402,F401
 from hexflow.store import service_schema as _service_schema  # noqa: E402,F401
+from hexflow.store import services_schema as _services_schema  # noqa: E402,F401

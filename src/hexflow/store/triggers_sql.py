@@ -100,8 +100,29 @@ def purge_nonces(conn: Connection, now: float) -> None:
     conn.execute(delete(hook_nonces).where(hook_nonces.c.expires_at < now))
 
 
-def insert_nonce(conn: Connection, trigger_id: str, nonce: str, *, expires_at: float) -> None:
-    """Record a webhook nonce; a nonce seen before violates the primary key (a replay)."""
-    conn.execute(
-        insert(hook_nonces).values(trigger_id=trigger_id, nonce=nonce, expires_at=expires_at)
-    )
+def fresh_nonces(conn: Connection, pairs: list[tuple[str, str]]) -> list[bool]:
+    """For each (trigger, nonce): True if never seen (nor earlier in ``pairs``)."""
+    if not pairs:
+        return []
+    seen = {
+        (r.trigger_id, r.nonce)
+        for r in conn.execute(
+            select(hook_nonces.c.trigger_id, hook_nonces.c.nonce).where(
+                hook_nonces.c.nonce.in_([n for _, n in pairs])
+            )
+        )
+    }
+    out = []
+    for pair in pairs:
+        out.append(pair not in seen)
+        seen.add(pair)
+    return out
+
+
+def insert_nonces(conn: Connection, rows: list[tuple[str, str, float]]) -> None:
+    """Record webhook nonces; one seen before violates the primary key (a replay)."""
+    if rows:
+        conn.execute(
+            insert(hook_nonces),
+            [{"trigger_id": t, "nonce": n, "expires_at": exp} for t, n, exp in rows],
+        )

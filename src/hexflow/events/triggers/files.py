@@ -15,8 +15,8 @@ import fnmatch
 import logging
 import os
 from collections.abc import Callable, Coroutine
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from hexflow.model.triggers import Trigger
 

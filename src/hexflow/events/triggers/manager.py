@@ -57,16 +57,22 @@ class TriggerManager:
         self._schedule_changed: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._checked_at = 0.0  # when the trigger table was last checked for changes
+        # Webhook events waiting for the next group commit, and what waits for them.
+        self._hooks: list[tuple[str, str, float, NewEvent, asyncio.Future[Event]]] = []
+        self._hooks_kick: asyncio.Event | None = None
         bus.register(CONSUMER, self.handle)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._schedule_changed = asyncio.Event()
+        self._hooks_kick = asyncio.Event()
         await asyncio.to_thread(self.reload)
         self._tasks = [
             self._loop.create_task(self._files.run()),
             self._loop.create_task(self._scheduler()),
+            self._loop.create_task(self._hook_writer()),
         ]
 
     async def stop(self) -> None:
@@ -213,24 +219,72 @@ class TriggerManager:
             },
             key=f"hook:{trigger.id}:{nonce}",
         )
-        logged = await asyncio.to_thread(self._log_hook, trigger.id, nonce, at + tolerance, event)
-        self.bus.wake()
+        assert self._loop is not None and self._hooks_kick is not None
+        done: asyncio.Future[Event] = self._loop.create_future()
+        self._hooks.append((trigger.id, nonce, at + tolerance, event, done))
+        self._hooks_kick.set()
+        logged = await done
         self._faults.reach(EVENT_LOGGED)
         return logged
 
-    def _log_hook(self, trigger_id: str, nonce: str, expires_at: float, event: NewEvent) -> Event:
+    async def _hook_writer(self) -> None:
+        """Group commit of webhook events: the requests of a loop turn, one transaction."""
+        assert self._hooks_kick is not None
+        while True:
+            await self._hooks_kick.wait()
+            self._hooks_kick.clear()
+            while self._hooks:
+                batch, self._hooks = self._hooks, []
+                try:
+                    logged = await asyncio.to_thread(self._log_hooks, batch)
+                except Exception as exc:  # noqa: BLE001 - the senders get the error
+                    for *_, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                self.bus.wake()
+                for (*_, done), event in zip(batch, logged, strict=True):
+                    if done.done():
+                        continue
+                    if event is None:
+                        done.set_exception(
+                            AuthError(
+                                "this webhook request was seen before (replayed nonce)",
+                                hint="send every request with a new nonce",
+                                field=webhooks.NONCE,
+                            )
+                        )
+                    else:
+                        done.set_result(event)
+
+    def _log_hooks(
+        self, batch: list[tuple[str, str, float, NewEvent, asyncio.Future[Event]]]
+    ) -> list[Event | None]:
+        """Record the nonces and log the events; None for a replayed nonce."""
         try:
             with self._db.write(conflict="replayed") as conn:
-                triggers_sql.purge_nonces(conn, event.at)
-                triggers_sql.insert_nonce(conn, trigger_id, nonce, expires_at=expires_at)
-                logged = events_sql.append(conn, [event])
+                triggers_sql.purge_nonces(conn, self._now())
+                fresh = triggers_sql.fresh_nonces(conn, [(t, n) for t, n, *_ in batch])
+                new = [
+                    (t, n, exp, ev)
+                    for (t, n, exp, ev, _), ok in zip(batch, fresh, strict=True)
+                    if ok
+                ]
+                triggers_sql.insert_nonces(conn, [(t, n, exp) for t, n, exp, _ in new])
+                events = iter(events_sql.append(conn, [ev for *_, ev in new]))
+                return [next(events) if ok else None for ok in fresh]
+        except Conflict:  # another server took a nonce meanwhile: one by one
+            return [self._log_one(*item[:4]) for item in batch]
+
+    def _log_one(
+        self, trigger_id: str, nonce: str, expires_at: float, event: NewEvent
+    ) -> Event | None:
+        try:
+            with self._db.write(conflict="replayed") as conn:
+                triggers_sql.insert_nonces(conn, [(trigger_id, nonce, expires_at)])
+                return events_sql.append(conn, [event])[0]
         except Conflict:
-            raise AuthError(
-                "this webhook request was seen before (replayed nonce)",
-                hint="send every request with a new nonce",
-                field=webhooks.NONCE,
-            ) from None
-        return logged[0]
+            return None
 
     async def _file_arrived(self, trigger: Trigger, path: Path, st: Any) -> None:
         event = NewEvent(
@@ -291,14 +345,17 @@ class TriggerManager:
     # ------------------------------------------------------------------ firing
     async def handle(self, events: list[Event]) -> None:
         """The bus consumer: call the function of every trigger each event matches."""
-        await asyncio.to_thread(self._reload_if_changed)
+        if self._now() - self._checked_at > 0.5:  # another server may have changed them
+            self._checked_at = self._now()
+            await asyncio.to_thread(self._reload_if_changed)
         firings = [(t, ev) for ev in events for t in list(self._triggers.values()) if t.matches(ev)]
         if not firings:
             return
         results = await asyncio.gather(*(self._fire(t, ev) for t, ev in firings))
         done = [(t, ev, err) for (t, ev), err in zip(firings, results, strict=True) if err != "dup"]
-        if done:
-            await asyncio.to_thread(self._record_firings, done)
+        if done:  # statistics of the triggers: off the event path
+            assert self._loop is not None
+            self._loop.run_in_executor(None, self._record_firings, done)
 
     async def _fire(self, trigger: Trigger, event: Event) -> str | None:
         """None: called; "dup": called before (a redelivery); else the error."""

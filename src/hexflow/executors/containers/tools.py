@@ -7,8 +7,9 @@ task's command (its process group, logs, signals); what is here is short and syn
 
 from __future__ import annotations
 
+import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -25,8 +26,15 @@ class ToolResult:
         return lines[-1] if lines else f"exit code {self.returncode}"
 
 
-def run_tool(argv: Sequence[str], timeout: float = 60.0, cwd: str | None = None) -> ToolResult:
-    """Run ``argv`` to completion; a missing program is exit code 127, a timeout 124."""
+def run_tool(
+    argv: Sequence[str],
+    timeout: float = 60.0,
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ToolResult:
+    """Run ``argv`` to completion; a missing program is exit code 127, a timeout 124.
+    ``env``: variables added to this process's environment for the tool (values that must
+    not appear on its command line)."""
     try:
         done = subprocess.run(  # noqa: S603 - an argument list built by builders.py
             list(argv),
@@ -36,6 +44,7 @@ def run_tool(argv: Sequence[str], timeout: float = 60.0, cwd: str | None = None)
             errors="replace",
             timeout=timeout,
             cwd=cwd,
+            env={**os.environ, **env} if env else None,
         )
     except FileNotFoundError:
         return ToolResult(127, "", f"{argv[0]}: command not found")

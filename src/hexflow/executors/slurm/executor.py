@@ -317,7 +317,10 @@ class SlurmExecutor:
         finally:
             if signal is None:
                 self._cancelling.difference_update(job_ids)
-                if self._poll_now is not None:  # report the end now, not a poll later
+                waited = set(job_ids)  # ends still to report: now, not a poll later
+                if self._poll_now is not None and any(
+                    j.job_id in waited for j in self._jobs.values()
+                ):
                     self._poll_now.set()
 
     # ------------------------------------------------------------------ polling

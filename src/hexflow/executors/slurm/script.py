@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hexflow.errors import ExecutorError
+from hexflow.executors.containers.request import ContainerCommand
 from hexflow.model import Resources
 
 # What a directive value may hold: paths, names, lists, Slurm's % patterns, GRES specs.
@@ -110,26 +111,31 @@ def directives(req: JobRequest) -> list[str]:
     return lines
 
 
-def render(req: JobRequest, command: Sequence[str], jobs: Sequence[str] | None = None) -> str:
+def render(
+    req: JobRequest,
+    command: Sequence[str],
+    jobs: Sequence[str] | None = None,
+    *,
+    container: ContainerCommand | None = None,
+    state_dir: str | None = None,
+) -> str:
     """The batch script: directives, exported ``env``, then ``exec command``.
 
     With ``jobs`` (an array), element ``$SLURM_ARRAY_TASK_ID`` appends ``jobs[i]`` to the
-    command; without, the command runs as it is. Every word is quoted.
+    command; without, the command runs as it is. Every word is quoted. With ``container``
+    (the site's runtime line from ``containers.builders``), the command runs inside it:
+    the runtime's own variables are exported, its files (podman's ``--env-file``) are
+    written to ``state_dir`` with mode 0600 first, and its argv precedes the command.
     """
     if req.array_size is not None and (jobs is None or len(jobs) != req.array_size):
         raise ExecutorError("a job array needs one job argument per element", request=req.name)
     if not command:
         raise ExecutorError("a batch script needs a command", request=req.name)
     lines = ["#!/bin/bash", *(f"#SBATCH {d}" for d in directives(req))]
-    for name, value in sorted(req.env.items()):
-        if not _ENV_NAME.match(name):
-            raise ExecutorError(
-                f"cannot export {name!r} in a batch script: not a shell variable name",
-                hint="environment names are letters, digits and '_', not starting with a digit",
-                name=name,
-            )
-        _no_nul(value, name)
-        lines.append(f"export {name}={shlex.quote(value)}")
+    lines += _exports(req.env)
+    if container is not None:
+        lines += _container_lines(container, state_dir, req.name)
+        command = container.wrap(command)
     for word in command:
         _no_nul(word, "command")
     words = " ".join(shlex.quote(w) for w in command)
@@ -141,6 +147,34 @@ def render(req: JobRequest, command: Sequence[str], jobs: Sequence[str] | None =
         lines.append("JOBS=(" + " ".join(shlex.quote(j) for j in jobs) + ")")
         lines.append(f'exec {words} "${{JOBS[$SLURM_ARRAY_TASK_ID]}}"')
     return "\n".join(lines) + "\n"
+
+
+def _exports(env: Mapping[str, str]) -> list[str]:
+    lines = []
+    for name, value in sorted(env.items()):
+        if not _ENV_NAME.match(name):
+            raise ExecutorError(
+                f"cannot export {name!r} in a batch script: not a shell variable name",
+                hint="environment names are letters, digits and '_', not starting with a digit",
+                name=name,
+            )
+        _no_nul(value, name)
+        lines.append(f"export {name}={shlex.quote(value)}")
+    return lines
+
+
+def _container_lines(container: ContainerCommand, state_dir: str | None, job: str) -> list[str]:
+    """Exports of the runtime's variables and the writing of its files (mode 0600)."""
+    lines = _exports(container.env)
+    if container.files and state_dir is None:
+        raise ExecutorError("a container line with files needs a state directory", request=job)
+    for name, text in sorted(container.files.items()):
+        if "/" in name or name in ("", ".", ".."):
+            raise ExecutorError(f"refusing container file name {name!r}", request=job)
+        _no_nul(text, "container file")
+        path = shlex.quote(f"{state_dir}/{name}")
+        lines.append(f"(umask 077 && printf '%s' {shlex.quote(text)} > {path})")
+    return lines
 
 
 def request_for(

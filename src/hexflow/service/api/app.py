@@ -22,6 +22,7 @@ from hexflow.service.api import (
     queue,
     root,
     runs,
+    services,
     sfapi_account,
     sfapi_compute,
     sfapi_files,
@@ -63,6 +64,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         svc = await run_in_threadpool(Service, config)
         app.state.service = svc
         metrics.watch_runs(lambda: svc.manager.active, lambda: svc.manager.queued)
+        metrics.watch_group_commit(svc.db.writer)
         try:
             await run_in_threadpool(svc.start)
             await svc.events.start()
@@ -89,6 +91,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app.include_router(streams.router)
     app.include_router(tasks.router)
     app.include_router(sites.router)
+    app.include_router(services.router)
     app.include_router(queue.router)
     app.include_router(audit.router)
     app.include_router(functions.router)

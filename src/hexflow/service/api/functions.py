@@ -8,11 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from hexflow.errors import ServiceError
 from hexflow.events.functions.registry import Registration
-from hexflow.service.api.deps import bearer, caller, service, source
+from hexflow.service.api.deps import caller, service, source
 from hexflow.service.api.events_models import (
     FunctionIn,
     FunctionList,
@@ -28,21 +27,6 @@ router = APIRouter(prefix="/api/v1", tags=["functions"], responses=ERRORS)
 
 Caller = Annotated[Principal, Depends(caller)]
 
-
-async def invoker(request: Request, _scheme: object = Depends(bearer)) -> Principal:
-    """The caller of the invoke route: a credential checked in the last second is not
-    looked up again (the gateway's hot path; see FunctionService.AUTH_TTL)."""
-    svc = service(request)
-    authorization = request.headers.get("authorization")
-    who = svc.functions.cached_caller(authorization)
-    if who is None:
-        who = await run_in_threadpool(caller, request, None, svc)
-        assert authorization is not None
-        svc.functions.remember_caller(authorization, who)
-    return who
-
-
-Invoker = Annotated[Principal, Depends(invoker)]
 Svc = Annotated[Service, Depends(service)]
 Project = Annotated[str | None, Query(description="the project (default: your only one)")]
 
@@ -98,7 +82,7 @@ def get_function(
 async def invoke_function(
     name: str,
     request: Request,
-    who: Invoker,
+    who: Caller,
     svc: Svc,
     project: Project = None,
     version: Annotated[int | None, Query(ge=1)] = None,

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hexflow.store.group_commit import GroupWriter
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -33,9 +35,28 @@ class Metrics:
             "hexflow_runs_queued", "runs waiting for a driver", registry=self.registry
         )
 
+        self.group_commits = Gauge(
+            "hexflow_group_commits", "transactions of the group commit", registry=self.registry
+        )
+        self.group_commit_writes = Gauge(
+            "hexflow_group_commit_writes",
+            "requests' writes (runs, keys, audit entries) committed in them",
+            registry=self.registry,
+        )
+        self.group_commit_seconds = Gauge(
+            "hexflow_group_commit_seconds",
+            "seconds spent writing and committing them",
+            registry=self.registry,
+        )
+
     def watch_runs(self, active: Callable[[], float], queued: Callable[[], float]) -> None:
         self.runs_active.set_function(active)
         self.runs_queued.set_function(queued)
+
+    def watch_group_commit(self, writer: GroupWriter) -> None:
+        self.group_commits.set_function(lambda: writer.batches)
+        self.group_commit_writes.set_function(lambda: writer.written)
+        self.group_commit_seconds.set_function(lambda: writer.busy_seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

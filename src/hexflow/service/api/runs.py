@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hexflow.errors import ServiceError
 from hexflow.model import RunState, TaskState
-from hexflow.service.api.deps import caller, service, source
+from hexflow.service.api.deps import app_service, caller, source
 from hexflow.service.api.models import ERRORS, RunOut, RunPage, TaskOut, TaskPage
 from hexflow.service.auth import Principal
 from hexflow.service.core import Service
@@ -18,7 +18,7 @@ from hexflow.service.core import Service
 router = APIRouter(prefix="/api/v1", tags=["runs"], responses=ERRORS)
 
 Caller = Annotated[Principal, Depends(caller)]
-Svc = Annotated[Service, Depends(service)]
+Svc = Annotated[Service, Depends(app_service)]
 Limit = Annotated[int, Query(ge=1, le=500, description="items per page")]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
 
@@ -59,8 +59,7 @@ async def submit_run(
 ) -> JSONResponse:
     """Submit a workflow: the run is stored and queued before the answer (201)."""
     body = await _read_body(request, svc.config.max_body_bytes)
-    done = await run_in_threadpool(
-        svc.runs.submit,
+    done = await svc.runs.submit(
         who,
         body=body,
         content_type=request.headers.get("content-type"),
@@ -123,8 +122,7 @@ def list_runs(
 @router.get("/runs/{run_id}", response_model=RunOut)
 def get_run(run_id: str, who: Caller, svc: Svc) -> RunOut:
     """One run, with its task counts by state."""
-    run = svc.runs.get(who, run_id)
-    return RunOut.of(run, svc.runs.task_counts(run.id))
+    return RunOut.of(*svc.runs.status(who, run_id))
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunOut)

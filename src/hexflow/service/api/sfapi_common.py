@@ -14,12 +14,13 @@ from hexflow.service.auth import Principal
 PREFIX = "/api/v1.2"
 
 
-def _reader(who: Annotated[Principal, Depends(caller)]) -> Principal:
+# async: no I/O, so no worker thread (FastAPI runs plain function dependencies on one)
+async def _reader(who: Annotated[Principal, Depends(caller)]) -> Principal:
     who.require_scope(Scope.READ)
     return who
 
 
-def _submitter(who: Annotated[Principal, Depends(caller)]) -> Principal:
+async def _submitter(who: Annotated[Principal, Depends(caller)]) -> Principal:
     who.require_scope(Scope.SUBMIT)
     return who
 

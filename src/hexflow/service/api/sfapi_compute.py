@@ -8,14 +8,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 
-from hexflow.service.api.deps import service, source
+from hexflow.service.api.deps import app_service, source
 from hexflow.service.api.models import ERRORS
 from hexflow.service.api.sfapi_common import PREFIX, Reader, Submitter
 from hexflow.service.core import Service
 
 router = APIRouter(prefix=PREFIX, tags=["sfapi"], responses=ERRORS)
 
-Svc = Annotated[Service, Depends(service)]
+Svc = Annotated[Service, Depends(app_service)]
 Sacct = Annotated[bool, Query(description="accounting view (finished jobs too)")]
 Cached = Annotated[bool, Query(description="accepted and ignored: answers are always fresh")]
 

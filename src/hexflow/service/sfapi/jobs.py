@@ -143,14 +143,21 @@ class SfapiJobs:
             who.require_scope(Scope.SUBMIT)
             self.site_of(machine)
             try:
-                run = self._submit(who, job=job, is_path=is_path, args=args)
+                run, tasks = self._submit(who, job=job, is_path=is_path, args=args)
             except (SpecError, FileProblem) as exc:
                 note.detail = _message(exc)
                 return error(_message(exc), task_id="")
             note.project, note.target = run.project, run.id
+            # the run and its "ok" audit entry: one transaction (group-committed)
+            done = self._audit.row(who.name, "sfapi.job.submit", note, source=source)
+            self._manager.persist(run, tasks, audit=(done,)).result()
+            note.recorded = True
             return ok(task_id=run.id)
 
-    def _submit(self, who: Principal, *, job: str, is_path: bool, args: list[str]) -> RunRecord:
+    def _submit(
+        self, who: Principal, *, job: str, is_path: bool, args: list[str]
+    ) -> tuple[RunRecord, list[TaskRecord]]:
+        """The job's run, planned (``RunManager.plan``): the caller persists it."""
         if args and not is_path:
             raise SpecError("sbatch: error: args are taken only with a script path (isPath)")
         if is_path:
@@ -182,7 +189,7 @@ class SfapiJobs:
         spec = _job_spec(
             request, script_path, args, cwd=cwd, jobid=run_id, user=who.name, project=project
         )
-        return self._manager.create(
+        return self._manager.plan(
             request.name, [spec], run_id=run_id, project=project, user=who.name,
             labels={"sfapi": "job"},
         )  # fmt: skip

@@ -1,0 +1,1 @@
+"""Archetype 3: cross-facility rapid analysis and steering, with failover between sites."""
