@@ -11,6 +11,8 @@ alternation, ``--repeat`` times:
   ``HEXFLOW_EXECUTOR=dask`` at that cluster's address: the engine, its SQLite store (every
   state change persisted) and the executor's futures. Timed as the run's wall time as
   stored (the engine's drive: the executor's client is connected before it starts).
+  ``--backlog B``: through a sites file whose Dask site hands Dask up to B times its
+  threads (default 16; a large B hands it everything at once, as ``client.map`` does).
 
 Printed: tasks/s of each, and hexflow over raw (target of issue 5: at least 0.8).
 """
@@ -39,16 +41,19 @@ def raw(client: Any, n: int) -> float:
     return time.perf_counter() - t0
 
 
-def through_hexflow(address: str, n: int, root: Path) -> float:
+def through_hexflow(address: str, n: int, root: Path, backlog: float | None = None) -> float:
     home = Path(tempfile.mkdtemp(prefix="hx-", dir=root))
-    settings = hx.Settings.from_env(
-        {
-            "HEXFLOW_HOME": str(home / ".hexflow"),
-            "HEXFLOW_EXECUTOR": "dask",
-            "HEXFLOW_DASK_SCHEDULER": address,
-        },
-        cwd=home,
-    )
+    env = {
+        "HEXFLOW_HOME": str(home / ".hexflow"),
+        "HEXFLOW_EXECUTOR": "dask",
+        "HEXFLOW_DASK_SCHEDULER": address,
+    }
+    if backlog is not None:  # a dask site of a sites file, to set its backlog
+        block = f"{{scheduler: '{address}', backlog: {backlog}}}"
+        sites = f"sites:\n  dask:\n    executor: dask\n    dask: {block}\n"
+        (home / "sites.yaml").write_text(sites)
+        env["HEXFLOW_SITES"] = str(home / "sites.yaml")
+    settings = hx.Settings.from_env(env, cwd=home)
     task = hx.task(noop)
     with hx.Workflow("dask-noop", workdir=home) as wf:
         for i in range(n):
@@ -63,31 +68,37 @@ def main() -> int:
     p.add_argument("--tasks", type=int, default=2000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--backlog", type=float, help="the dask site's backlog (default: 16)")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     from distributed import Client, LocalCluster
 
     n = args.tasks
     rows: dict[str, list[float]] = {"raw": [], "hexflow": []}
-    with tempfile.TemporaryDirectory(prefix="bench-dask-") as tmp:
-        with LocalCluster(
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-dask-") as tmp,
+        LocalCluster(
             n_workers=args.workers,
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
             local_directory=tmp,
-        ) as cluster, Client(cluster) as client:
-            raw(client, 200)  # warm the workers and the client
-            through_hexflow(cluster.scheduler_address, 50, Path(tmp))
-            for i in range(args.repeat):
-                rows["raw"].append(raw(client, n))
-                rows["hexflow"].append(through_hexflow(cluster.scheduler_address, n, Path(tmp)))
-                print(
-                    f"round {i + 1}: raw {n / rows['raw'][-1]:.0f} tasks/s, hexflow "
-                    f"{n / rows['hexflow'][-1]:.0f} tasks/s",
-                    flush=True,
-                )
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        raw(client, 200)  # warm the workers and the client
+        through_hexflow(cluster.scheduler_address, 50, Path(tmp), args.backlog)
+        for i in range(args.repeat):
+            rows["raw"].append(raw(client, n))
+            rows["hexflow"].append(
+                through_hexflow(cluster.scheduler_address, n, Path(tmp), args.backlog)
+            )
+            print(
+                f"round {i + 1}: raw {n / rows['raw'][-1]:.0f} tasks/s, hexflow "
+                f"{n / rows['hexflow'][-1]:.0f} tasks/s",
+                flush=True,
+            )
     raw_rate = n / statistics.median(rows["raw"])
     hx_rate = n / statistics.median(rows["hexflow"])
     ratio = hx_rate / raw_rate

@@ -61,9 +61,28 @@ def scontrol(conf: str, *args: str) -> None:
     )
 
 
+def node_up(conf: str, timeout: float = 120.0) -> None:
+    """Wait until the node takes jobs again (after RESUME it is "idle*" for a while)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = subprocess.run(
+            ["sinfo", "-h", "-n", "localhost", "-o", "%t"],
+            env={**os.environ, "SLURM_CONF": conf},
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        if state and all(s in ("idle", "mix", "alloc") for s in state):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the node is still {state} after {timeout:g} s")
+        time.sleep(0.5)
+
+
 def once(scenario: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     workdir = root / f"{scenario}-{uuid.uuid4().hex[:6]}"
     workdir.mkdir()
+    if scenario == "slurm-node-down":
+        node_up(args.slurm_conf)
     if scenario == "slurm-node-down":
         primary = "hpc"
         sites = (
@@ -123,6 +142,7 @@ def once(scenario: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     finally:
         if scenario == "slurm-node-down":
             scontrol(args.slurm_conf, "update", "NodeName=localhost", "State=RESUME")
+            node_up(args.slurm_conf)
     moved = [r for r in engine.records.values() if r.moves]
     starts = [r.started_at for r in moved if r.started_at is not None]
     return {

@@ -92,7 +92,13 @@ def node_state(conf: str) -> str:
     return out.stdout.strip()
 
 
-def resume_node(conf: str) -> None:
-    """Bring the node back up (after a test set it DOWN), whatever state it is in."""
+def resume_node(conf: str, timeout: float = 60.0) -> None:
+    """Bring the node back up (after a test set it DOWN), and wait until it takes jobs."""
+    import time
+
     if any(s in node_state(conf) for s in ("down", "drain", "fail")):
         scontrol(conf, "update", "NodeName=localhost", "State=RESUME")
+    deadline = time.monotonic() + timeout
+    while node_state(conf) not in ("idle", "mix", "alloc"):  # "idle*": not responding yet
+        assert time.monotonic() < deadline, f"node still {node_state(conf)!r} after {timeout}s"
+        time.sleep(0.2)

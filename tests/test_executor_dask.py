@@ -57,7 +57,8 @@ class TestDaskExecutor(ExecutorContract):
 def test_capacity_is_the_clusters(cluster: Any) -> None:
     executor = DaskExecutor(cluster.scheduler_address)
     try:
-        assert executor.capacity.cpus == 3 and executor.capacity.gpus == 3
+        assert executor.threads == 3 and executor.capacity.gpus == 3
+        assert executor.capacity.cpus == 3 * 16  # handed over ahead: its backlog
         assert executor.worker_resources == {"GPU": 1.0}
     finally:
         executor.shutdown()

@@ -20,8 +20,11 @@ from hexflow.executors.slurm.commands import SlurmCommands
 from hexflow.executors.slurm.provider import SlurmProvider
 from hexflow.model import Resources
 from hexflow.store import Store
+from tests import slurm_private
 from tests.executor_contract import drive, shell_spec
-from tests.slurm_private import private_slurm, resume_node  # noqa: F401
+from tests.slurm_private import resume_node
+
+private_slurm = slurm_private.private_slurm  # the fixture
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 

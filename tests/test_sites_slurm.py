@@ -9,6 +9,7 @@ node down does not fail other test runs' jobs on the shared one.
 from __future__ import annotations
 
 import asyncio
+import pickle
 import time
 import uuid
 from pathlib import Path
@@ -21,8 +22,11 @@ from hexflow.model import Resources, RunRecord, TaskRecord, TaskSpec
 from hexflow.model.events import TASK_MOVED
 from hexflow.settings import Settings
 from hexflow.store import MemoryStore
+from tests import slurm_private
 from tests.executor_contract import python_spec, shell_spec
-from tests.slurm_private import private_slurm, resume_node, scontrol  # noqa: F401
+from tests.slurm_private import resume_node, scontrol
+
+private_slurm = slurm_private.private_slurm  # the fixture
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
@@ -64,19 +68,17 @@ def test_node_down_moves_the_workflow_to_the_local_site(tmp_path: Path, private_
             f"t{i}",
             f'echo "$HEXFLOW_SITE $HEXFLOW_ATTEMPT" >> {tmp_path}/start.t{i}; sleep 4; '
             f'echo "$HEXFLOW_SITE" >> {tmp_path}/done.t{i}',
-            resources=Resources(cpus=4 if i < 8 else 1, walltime=120),
+            resources=Resources(cpus=4, walltime=120),
         )
         for i in range(8)
     ]
     join = python_spec("sum", total, *[_ref(s.id) for s in work])
-    started_down: list[float] = []
 
     async def take_the_node_down(store: MemoryStore, run_id: str) -> None:
         deadline = time.monotonic() + 90
         while sum(len(lines(tmp_path / f"start.t{i}")) for i in range(8)) < 2:
             assert time.monotonic() < deadline, "no task started on Slurm"
             await asyncio.sleep(0.1)
-        started_down.append(time.monotonic())
         await asyncio.to_thread(
             scontrol, conf, "update", "NodeName=localhost", "State=DOWN", "Reason=hexflow-test"
         )
@@ -104,8 +106,6 @@ def test_node_down_moves_the_workflow_to_the_local_site(tmp_path: Path, private_
     assert final.state.value == "succeeded", {
         k: (r.state, r.reason, r.error) for k, r in recs.items()
     }
-    import pickle
-
     assert pickle.loads(recs["sum"].result or b"") == 0  # each command's exit code
     moved = 0
     for i in range(8):
@@ -123,13 +123,6 @@ def test_node_down_moves_the_workflow_to_the_local_site(tmp_path: Path, private_
     assert moved >= 4  # at least those waiting in Slurm's queue
     events = [e for e in store.events_after(0, 100_000) if e.kind == TASK_MOVED]
     assert len(events) == moved
-    first_local = min(
-        r.started_at or 0.0 for r in recs.values() if r.moves and r.started_at is not None
-    )
-    assert first_local > 0
-    print(
-        f"\nfailover: {moved} tasks moved; moves recorded: {[r.moves[0].reason for r in recs.values() if r.moves][:1]}"
-    )
 
 
 def _ref(task_id: str) -> object:

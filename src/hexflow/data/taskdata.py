@@ -29,6 +29,7 @@ from hexflow.model import RunRecord, TaskRecord, TaskSpec
 from hexflow.model.datasets import Dataset, VersionRecord
 
 DEFAULT_TIER = "qss"  # where tasks read and write their datasets unless they say otherwise
+_OPENING = threading.Lock()
 
 
 class TaskData:
@@ -60,7 +61,11 @@ class TaskData:
 
     @contextmanager
     def _open(self, run: RunRecord) -> Iterator[DataServices]:
-        with open_data(self.db_url, self.storage, project=run.project or "default") as data:
+        # one at a time: opening may migrate the schema, which Alembic does not do safely
+        # from two threads at once
+        with _OPENING:
+            data = open_data(self.db_url, self.storage, project=run.project or "default")
+        with data:
             yield data
 
     def _tier(self, data: DataServices, ds: Dataset, role: str) -> TierSpec:

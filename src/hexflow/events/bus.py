@@ -140,7 +140,8 @@ class EventBus:
                 # The handler's actions are durable: the offset may move. Its commit
                 # overlaps the next read; commits stay in order (one at a time).
                 if committing is not None:
-                    await committing
+                    previous, committing = committing, None
+                    await previous  # a failed commit raises here: the batch comes again
                 committing = asyncio.ensure_future(
                     asyncio.to_thread(self.log.commit, consumer.name, offset)
                 )

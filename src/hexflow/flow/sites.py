@@ -275,6 +275,7 @@ def site_executor(spec: SiteSpec, settings: Settings) -> Executor:
             o.get("scheduler"),
             workers=max(1, workers) if workers else None,
             local_directory=str(home / "dask" / spec.name),
+            **({"backlog": o["backlog"]} if o.get("backlog") else {}),
         )
     return pilot_executor(spec, settings)
 

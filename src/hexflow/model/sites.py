@@ -34,7 +34,7 @@ EXECUTOR_OPTIONS: Mapping[str, Mapping[str, str]] = {
         "conf": "text",
         "poll": "duration",
     },
-    "dask": {"scheduler": "text", "workers": "whole"},
+    "dask": {"scheduler": "text", "workers": "whole", "backlog": "number"},
     "pilot": {
         "provider": "text",  # slurm (default) or local
         "partition": "text",

@@ -69,7 +69,7 @@ class RunManager:
         for run in db.runs.unfinished() if db is not None else []:
             if owner_alive(run.owner):
                 continue  # driven by this or another live server
-            self._enqueue(run.id, functools.partial(self._resume, run.id))
+            self._enqueue(run.id, functools.partial(self._resume, run.id, run.workdir))
             resumed.append(run.id)
         if resumed:
             log.info("resuming %d run(s) left unfinished: %s", len(resumed), ", ".join(resumed))
@@ -113,27 +113,22 @@ class RunManager:
         user: str,
         labels: dict[str, str] | None = None,
     ) -> tuple[RunRecord, list[TaskRecord]]:
-        """A new run and its tasks, validated as the engine does (``Engine.plan_run``),
-        with its working directory made; nothing is stored (``persist``). No waiting:
-        fine on the event loop."""
+        """A new run and its tasks, validated as the engine does (``Engine.plan_run``);
+        nothing is stored (``persist``) and nothing is written: fine on the event loop.
+        Its working directory is made when its drive starts."""
         workdir = self.settings.home / "work" / project / run_id
-        workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
-            return self._planner().plan_run(
-                name,
-                specs,
-                workdir=str(workdir),
-                run_id=run_id,
-                config={
-                    **(labels or {}),
-                    "home": str(self.settings.home),
-                    "project": project,
-                    "submitted_by": user,
-                },
-            )
-        except BaseException:
-            _remove_empty(workdir)
-            raise
+        return self._planner().plan_run(
+            name,
+            specs,
+            workdir=str(workdir),
+            run_id=run_id,
+            config={
+                **(labels or {}),
+                "home": str(self.settings.home),
+                "project": project,
+                "submitted_by": user,
+            },
+        )
 
     def persist(
         self,
@@ -145,18 +140,17 @@ class RunManager:
     ) -> Future[None]:
         """Group-commit a planned run with ``key`` (its Idempotency-Key: ``Conflict`` if
         stored already) and the ``audit`` rows of its request. Once committed, the run is
-        queued, then the future completes; if the commit fails, its working directory
-        goes. Wait with ``.result()``, or ``asyncio.wrap_future`` on an event loop."""
+        queued, then the future completes. Wait with ``.result()``, or
+        ``asyncio.wrap_future`` on an event loop."""
         stored = self._writer.submit(Writes(run=run, tasks=tasks, key=key, audit=audit))
         done: Future[None] = Future()
 
         def committed(outcome: Future[None]) -> None:  # on the writer thread
             error = outcome.exception()
             if error is None:
-                self._enqueue(run.id, functools.partial(self._drive, run.id))
+                self._enqueue(run.id, functools.partial(self._drive, run.id, run.workdir))
                 done.set_result(None)
             else:
-                _remove_empty(Path(run.workdir))
                 done.set_exception(error)
 
         stored.add_done_callback(committed)
@@ -221,7 +215,8 @@ class RunManager:
                     self._active.discard(run_id)
                     self._idle.notify_all()
 
-    def _drive(self, run_id: str) -> None:
+    def _drive(self, run_id: str, workdir: str) -> None:
+        _make_workdir(workdir)
         store = runtime.make_store(self.settings)
         try:
             final = runtime.make_engine(self.settings, store, task_hook=self.task_hook).run(run_id)
@@ -229,7 +224,8 @@ class RunManager:
         finally:
             store.close()
 
-    def _resume(self, run_id: str) -> None:
+    def _resume(self, run_id: str, workdir: str) -> None:
+        _make_workdir(workdir)  # a run may be resumed before it ever started
         final, _ = runtime.resume_run(self.settings, run_id, on_progress=_quiet)
         log.info("run %s (resumed) ended %s", run_id, final.state.value)
 
@@ -238,8 +234,7 @@ def _quiet(_progress: Any) -> None:
     return None
 
 
-def _remove_empty(path: Path) -> None:
-    try:
-        path.rmdir()
-    except OSError:
-        pass
+def _make_workdir(path: str) -> None:
+    """The run's working directory, made by its driver thread, not in the request that
+    submits it (a directory made per request costs more than its database rows)."""
+    Path(path).mkdir(mode=0o700, parents=True, exist_ok=True)

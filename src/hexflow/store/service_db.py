@@ -28,8 +28,10 @@ class ServiceDb:
             )
         self.url = url
         try:
-            self.engine = _make_engine(url)
+            # a server's request threads share it (anyio's pool has 40): few opened anew
+            self.engine = _make_engine(url, pool_size=16)
             _migrate(self.engine)
+            self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"cannot open the service database at {_redact(url)}: {exc}",
@@ -62,8 +64,10 @@ class ServiceDb:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
+        """A connection for reads, in autocommit: on PostgreSQL no BEGIN and ROLLBACK
+        round trips around them (each statement sees the data committed when it starts)."""
         try:
-            with self.engine.connect() as conn:
+            with self._reader.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
             raise StoreError(f"store read failed: {exc}") from exc

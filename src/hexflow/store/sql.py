@@ -385,12 +385,17 @@ class _Transaction:
         return suppressed
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str, *, pool_size: int | None = None) -> Engine:
+    """``pool_size``: connections kept open (and as many more opened at peaks), for an
+    engine shared by a server's request threads; SQLAlchemy's default (5) otherwise."""
+    pool = {"pool_size": pool_size, "max_overflow": pool_size} if pool_size else {}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        else:
+            pool = {}  # in memory: one connection per thread, no queue pool
+        engine = create_engine(url, connect_args={"timeout": 30}, **pool)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -401,7 +406,7 @@ def _make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **pool)
 
 
 def _migrate(engine: Engine) -> None:

@@ -7,6 +7,12 @@ the engine's loop. ``capacity`` is the cluster's: threads, memory limits and the
 resource its workers advertise. Requests are mapped to the worker resources the cluster
 advertises (``CPU``, ``GPU``, ``MEMORY``), so Dask places a task only where it fits.
 
+Tasks started in one engine turn are handed to Dask together (one ``client.map`` per
+shape of request: one message to the scheduler, not one per task), and the engine may hand
+over ``backlog`` times the cluster's threads (Dask queues them, in QoS order through Dask's
+``priority``), so that a worker that frees up never waits for a round trip through the
+engine.
+
 A running Python call cannot be interrupted in a Dask worker thread: cancel, time limits
 and preemption end the task at once for hexflow and release its future, but the call runs
 to its end on the worker and its result is dropped.
@@ -18,6 +24,7 @@ import asyncio
 import importlib
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -52,6 +59,7 @@ class DaskExecutor:
         workers: int | None = None,
         local_directory: str | None = None,
         connect_timeout: float = 60.0,
+        backlog: float = 16.0,
     ) -> None:
         self.address = address
         self._workers = workers
@@ -62,8 +70,19 @@ class DaskExecutor:
         self._active: dict[int, _Active] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._report: Report | None = None
+        self._batch: list[tuple[Launch, tuple[Any, ...], str, dict[str, float]]] = []
+        self._finished: list[tuple[int, Any]] = []  # futures done, results not fetched yet
+        self._done_lock = threading.Lock()
+        self._done_ready = threading.Condition(self._done_lock)
+        self._closing = False
+        self._fetcher: threading.Thread | None = None
         client = self._connect()  # the capacity is the cluster's: the engine reads it first
-        self.capacity, self.worker_resources = cluster_shape(client.scheduler_info())
+        capacity, self.worker_resources = cluster_shape(client.scheduler_info())
+        self.threads = capacity.cpus  # what the cluster runs at once
+        # cpus: what may be handed over at once, queued in Dask beyond its threads
+        self.capacity = Resources(
+            cpus=capacity.cpus * max(1.0, backlog), memory=capacity.memory, gpus=capacity.gpus
+        )
 
     # ------------------------------------------------------------------ protocol
     def start(self, loop: asyncio.AbstractEventLoop, report: Report) -> None:
@@ -71,6 +90,12 @@ class DaskExecutor:
         self._report = report
         if self._client is None:
             self._connect()
+        with self._done_lock:
+            self._closing = False
+        self._fetcher = threading.Thread(
+            target=self._fetch_forever, name="hexflow-dask-results", daemon=True
+        )
+        self._fetcher.start()
 
     def submit(self, launch: Launch) -> None:
         assert self._loop is not None and self._report is not None
@@ -102,19 +127,40 @@ class DaskExecutor:
             False,
         )
         key = f"hexflow-{launch.run_id}-{spec.id}-{launch.attempt}-{uuid.uuid4().hex[:8]}"
+        if not self._batch:
+            self._loop.call_soon(self._flush)
+        self._batch.append((launch, job, key, resources))
+
+    def _flush(self) -> None:
+        """Hand this turn's launches to Dask: one ``client.map`` per shape of request."""
         from hexflow.executors.dask.remote import run_task
 
-        future = self._client.submit(
-            run_task, job, key=key, pure=False, resources=resources or None, retries=0
-        )
-        active = _Active(launch, future)
-        self._active[launch.token] = active
-        limit = spec.time_limit
-        if limit is not None:
-            active.timer = self._loop.call_later(limit[0], self._time_up, launch.token, limit)
-        token = launch.token
-        future.add_done_callback(lambda fut: self._done_in_thread(token, fut))
-        self._report(TaskStarted(token, f"dask:{key}", time.time()))
+        batch, self._batch = self._batch, []
+        groups: dict[tuple[Any, ...], list[tuple[Launch, tuple[Any, ...], str]]] = {}
+        for launch, job, key, resources in batch:
+            shape = (launch.spec.qos.priority, tuple(sorted(resources.items())))
+            groups.setdefault(shape, []).append((launch, job, key))
+        assert self._loop is not None and self._report is not None
+        now = time.time()
+        for (priority, resources), items in groups.items():
+            futures = self._client.map(
+                run_task,
+                [job for _, job, _ in items],
+                key=[key for _, _, key in items],
+                pure=False,
+                resources=dict(resources) or None,
+                retries=0,
+                priority=priority,
+            )
+            for (launch, _, key), future in zip(items, futures, strict=True):
+                active = _Active(launch, future)
+                token = launch.token
+                self._active[token] = active
+                limit = launch.spec.time_limit
+                if limit is not None:
+                    active.timer = self._loop.call_later(limit[0], self._time_up, token, limit)
+                future.add_done_callback(lambda fut, t=token: self._done_in_thread(t, fut))
+                self._report(TaskStarted(token, f"dask:{key}", now))
 
     def cancel(self, token: int, reason: str = "cancelled") -> None:
         message = "cancelled by request" if reason == "cancelled" else reason
@@ -131,6 +177,14 @@ class DaskExecutor:
         return False  # a dead engine's futures were released by its scheduler
 
     def shutdown(self) -> None:
+        self._batch.clear()
+        with self._done_lock:
+            self._closing = True
+            self._finished.clear()
+            self._done_ready.notify()
+        if self._fetcher is not None:
+            self._fetcher.join(10)
+            self._fetcher = None
         for active in self._active.values():
             if active.timer is not None:
                 active.timer.cancel()
@@ -179,24 +233,54 @@ class DaskExecutor:
         return self._client
 
     def _done_in_thread(self, token: int, future: Any) -> None:
-        """Dask's callback thread: fetch what the future holds, hand it to the loop."""
+        """Dask's callback thread: note the future; the fetcher gathers results in bulk."""
+        with self._done_lock:
+            self._finished.append((token, future))
+            self._done_ready.notify()
+
+    def _fetch_forever(self) -> None:
+        """A thread: take the futures that ended since the last look, gather the results
+        of the successful ones in one ``client.gather`` (one request per worker, not one
+        per task), and hand them all to the loop at once."""
+        while True:
+            with self._done_lock:
+                while not self._finished and not self._closing:
+                    self._done_ready.wait()
+                if self._closing:
+                    return
+                finished, self._finished = self._finished, []
+            ended: list[tuple[int, Any, tuple[str, Any]]] = []
+            good = [(t, f) for t, f in finished if f.status == "finished"]
+            try:
+                values = self._client.gather([f for _, f in good]) if good else []
+                ended += [(t, f, ("answer", v)) for (t, f), v in zip(good, values, strict=True)]
+            except Exception:  # noqa: BLE001 - one at a time then, to tell which failed
+                ended += [(t, f, self._outcome(f)) for t, f in good]
+            ended += [(t, f, self._outcome(f)) for t, f in finished if f.status != "finished"]
+            loop = self._loop
+            if loop is None or loop.is_closed():
+                continue
+            try:
+                loop.call_soon_threadsafe(self._ended_many, ended)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+
+    @staticmethod
+    def _outcome(future: Any) -> tuple[str, Any]:
         try:
             if future.status == "finished":
-                result: tuple[str, Any] = ("answer", future.result())
-            elif future.status == "cancelled":
-                return  # hexflow cancelled it and has ended the task already
-            else:
-                exc = future.exception()
-                result = ("lost", f"{type(exc).__name__}: {exc}")
+                return ("answer", future.result())
+            if future.status == "cancelled":
+                return ("cancelled", None)  # hexflow cancelled it and has ended the task
+            exc = future.exception()
+            return ("lost", f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # noqa: BLE001 - the client went away: the task is lost
-            result = ("lost", f"{type(exc).__name__}: {exc}")
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            loop.call_soon_threadsafe(self._ended, token, future, result)
-        except RuntimeError:  # the loop closed meanwhile
-            pass
+            return ("lost", f"{type(exc).__name__}: {exc}")
+
+    def _ended_many(self, ended: list[tuple[int, Any, tuple[str, Any]]]) -> None:
+        for token, future, result in ended:
+            if result[0] != "cancelled":
+                self._ended(token, future, result)
 
     def _ended(self, token: int, future: Any, result: tuple[str, Any]) -> None:
         active = self._active.get(token)
@@ -225,6 +309,14 @@ class DaskExecutor:
             self._abandon(token, "preempted", "preempted to make room for higher-priority work")
 
     def _abandon(self, token: int, reason: str, message: str) -> None:
+        for i, (launch, *_) in enumerate(self._batch):
+            if launch.token == token:  # not handed to Dask yet: it ends here
+                del self._batch[i]
+                assert self._report is not None
+                self._report(
+                    TaskEnded(token, ok=False, ended_at=time.time(), reason=reason, error=message)
+                )
+                return
         active = self._active.get(token)
         if active is None:
             return

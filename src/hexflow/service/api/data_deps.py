@@ -5,25 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Query
 
-from hexflow.model.access import Scope
-from hexflow.service.api.deps import caller
-from hexflow.service.auth import Principal
+from hexflow.service.api.deps import ReaderCaller, SubmitterCaller
 
-
-def reader(who: Annotated[Principal, Depends(caller)]) -> Principal:
-    who.require_scope(Scope.READ)
-    return who
-
-
-def submitter(who: Annotated[Principal, Depends(caller)]) -> Principal:
-    who.require_scope(Scope.SUBMIT)
-    return who
-
-
-Reader = Annotated[Principal, Depends(reader)]
-Submitter = Annotated[Principal, Depends(submitter)]
+Reader = ReaderCaller
+Submitter = SubmitterCaller
 Project = Annotated[
     str | None, Query(description="the project (default: your only one)", max_length=64)
 ]

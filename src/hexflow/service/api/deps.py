@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Annotated, cast
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from hexflow.model.access import Scope
 from hexflow.service.auth import Principal
 from hexflow.service.core import Service
 
@@ -42,3 +43,20 @@ async def caller(
 
 def source(request: Request) -> str | None:
     return request.client.host if request.client else None
+
+
+# Scope checks as dependencies: they run before the request's body and parameters are
+# validated, so a credential without the scope gets 403, not 422. async: no I/O, so no
+# worker thread (FastAPI runs plain function dependencies on one).
+async def reader(who: Annotated[Principal, Depends(caller)]) -> Principal:
+    who.require_scope(Scope.READ)
+    return who
+
+
+async def submitter(who: Annotated[Principal, Depends(caller)]) -> Principal:
+    who.require_scope(Scope.SUBMIT)
+    return who
+
+
+ReaderCaller = Annotated[Principal, Depends(reader)]
+SubmitterCaller = Annotated[Principal, Depends(submitter)]

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from hexflow.service.api.deps import caller, service, source
+from hexflow.service.api.deps import ReaderCaller, SubmitterCaller, caller, service, source
 from hexflow.service.api.models import ERRORS
 from hexflow.service.auth import Principal
 from hexflow.service.core import Service
@@ -60,14 +60,14 @@ def _out(status: Any) -> ServiceOut:
 
 
 @router.get("/services", response_model=ServicePage)
-def list_services(who: Caller, svc: Svc, project: ProjectQ = None) -> ServicePage:
+def list_services(who: ReaderCaller, svc: Svc, project: ProjectQ = None) -> ServicePage:
     """The services of your projects, with their state, health and restarts now."""
     return ServicePage(items=[_out(s) for s in svc.services.list_services(who, project)])
 
 
 @router.post("/services", status_code=201, response_model=ServiceOut)
 async def start_service(
-    body: ServiceIn, request: Request, who: Caller, svc: Svc, project: ProjectQ = None
+    body: ServiceIn, request: Request, who: SubmitterCaller, svc: Svc, project: ProjectQ = None
 ) -> ServiceOut:
     """Start a service container: 409 if the name or port is taken, 422 for an unknown
     image or bad input."""
@@ -90,7 +90,7 @@ async def start_service(
 
 @router.delete("/services/{name}", response_model=ServiceOut)
 def stop_service(
-    name: str, request: Request, who: Caller, svc: Svc, project: ProjectQ = None
+    name: str, request: Request, who: SubmitterCaller, svc: Svc, project: ProjectQ = None
 ) -> ServiceOut:
     """Stop and remove a service container."""
     return _out(svc.services.stop(who, project, name, source=source(request)))
