@@ -175,3 +175,75 @@ def test_unknown_policy_names_are_refused_with_the_valid_ones() -> None:
     with pytest.raises(hx.SpecError, match="unknown policy fairshare") as err:
         Settings.from_env(env={"HEXFLOW_POLICY_OFF": "fairshare,edf"})
     assert "fair_share" in (err.value.hint or "")
+
+
+def test_a_gang_starts_together_only_when_all_its_members_are_ready(tmp_path: Path) -> None:
+    @hx.task(cpus=1, walltime="1m")
+    def prepare() -> None:
+        time.sleep(0.8)
+
+    @hx.task(cpus=1, walltime="1m", gang="sim-1")
+    def simulation(_: None = None) -> float:
+        return time.time()
+
+    @hx.task(cpus=1, walltime="1m", gang="sim-1")
+    def in_situ(_: None = None) -> float:
+        return time.time()
+
+    with hx.Workflow("gang") as wf:
+        sim = simulation()  # ready at once, but its partner waits for prepare
+        ana = in_situ(prepare())
+    settings = make_settings(tmp_path, HEXFLOW_CPUS="2")
+    run = wf.run(settings=settings)
+    assert run.ok
+    recs = records(settings, run.id)
+    prep_end = recs["prepare-1"].ended_at
+    starts = [recs["simulation-1"].started_at, recs["in_situ-1"].started_at]
+    assert prep_end is not None and None not in starts
+    assert min(starts) >= prep_end  # the ready member did not start alone
+    assert abs(sim.result() - ana.result()) < 1.0
+
+
+def test_an_exclusive_task_holds_the_machine_alone(tmp_path: Path) -> None:
+    @hx.task(cpus=0.5, walltime="1m")
+    def small(i: int) -> tuple[float, float]:
+        start = time.time()
+        time.sleep(0.3)
+        return start, time.time()
+
+    @hx.task(cpus=0.5, walltime="1m", exclusive=True)
+    def whole() -> tuple[float, float]:
+        start = time.time()
+        time.sleep(0.5)
+        return start, time.time()
+
+    with hx.Workflow("exclusive") as wf:
+        w = whole()
+        smalls = [small(i) for i in range(4)]
+    run = wf.run(settings=make_settings(tmp_path, HEXFLOW_CPUS="2"))
+    assert run.ok
+    ws, we = w.result()
+    for fut in smalls:
+        s, e = fut.result()
+        assert e <= ws or s >= we  # never at the same time as the exclusive task
+
+
+def test_gang_and_exclusive_in_yaml_and_bad_values(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "name: g\ntasks:\n"
+        '  a: {command: ["true"], gang: pair}\n'
+        '  b: {command: ["true"], gang: pair, exclusive: false}\n'
+    )
+    wf = hx.load_workflow(flow)
+    assert {s.gang for s in wf.specs.values()} == {"pair"}
+    flow.write_text('name: g\ntasks:\n  a: {command: ["true"], exclusive: maybe}\n')
+    with pytest.raises(hx.WorkflowFileError, match="exclusive"):
+        hx.load_workflow(flow)
+    with pytest.raises(hx.SpecError, match="gang"):
+
+        @hx.task(gang="  ")
+        def bad() -> None: ...
+
+        with hx.Workflow("w"):
+            bad()

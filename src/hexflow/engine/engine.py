@@ -249,10 +249,19 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin, SiteMixin, TaskHookMixin):
         self._grow(list(specs))
         self._wake()
 
+    def _note_gangs(self, specs: Iterable[TaskSpec]) -> None:
+        """Tell placement how many tasks each gang has (a gang starts only when whole)."""
+        for spec in specs:
+            if spec.gang is not None:
+                for site in self._site_list:
+                    gangs = site.placement.gangs
+                    gangs[spec.gang] = gangs.get(spec.gang, 0) + 1
+
     def _grow(self, specs: list[TaskSpec]) -> None:
         assert self.run_record is not None
         self._check_fits(specs, self._project)  # before the DAG changes: all or nothing
         self.dag.add_many(specs)
+        self._note_gangs(specs)
         for spec in specs:
             rec = TaskRecord(run_id=self.run_record.id, spec=spec)
             self.records[spec.id] = rec
@@ -309,6 +318,7 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin, SiteMixin, TaskHookMixin):
         self._run_event(run)
         self._run_dirty = True
         self._started = now
+        self._note_gangs(r.spec for r in records)
         for rec in records:
             self.records[rec.id] = rec
             if rec.join and rec.state is S.RUNNING:  # its code ran; it waits for a spawned task

@@ -40,6 +40,12 @@ _HELD = "\x00held:"  # running entries that hold a stopped victim's share for it
 UNKNOWN_WALLTIME = 365 * 86400.0
 
 
+def _special(spec: TaskSpec, deadline: float | None) -> bool:
+    """Whether only the full policy may place the task: a deadline (admission, EDF), a class
+    that may preempt, a gang (starts whole or not at all) or a whole-machine hold."""
+    return deadline is not None or spec.qos.may_preempt or spec.gang is not None or spec.exclusive
+
+
 # a queued task: its spec, when it was queued, its absolute deadline
 _Queued = tuple[TaskSpec, float, float | None]
 
@@ -85,6 +91,7 @@ class Placement:
         self._awaiting: dict[str, set[str]] = {}
         self._victim_of: dict[str, str] = {}
         self.usage: Mapping[str, float] = {}
+        self.gangs: dict[str, int] = {}  # gang -> how many tasks it has (set by the engine)
 
     def __len__(self) -> int:
         return len(self.queue)
@@ -117,7 +124,7 @@ class Placement:
         spec = self._one_node(spec)
         self._pending[task_id] = (spec, submit_time, deadline)
         self._queued_cpus += spec.resources.cpus
-        if deadline is not None or spec.qos.may_preempt:
+        if _special(spec, deadline):
             self._special += 1
         self.queue.push(task_id, spec.resources, spec.qos.priority, deadline)
 
@@ -137,10 +144,23 @@ class Placement:
         queued = self._pending.pop(task_id, None)
         if queued is not None:
             self._queued_cpus -= queued[0].resources.cpus
-        if queued is not None and (queued[2] is not None or queued[0].qos.may_preempt):
+        if queued is not None and _special(queued[0], queued[2]):
             self._special -= 1
         self._as_pending.pop(task_id, None)
         return queued
+
+    def _whole_gangs(self, queue: list[PendingTask]) -> list[PendingTask]:
+        """The queue without members of gangs that are not all queued yet (a gang starts
+        whole: members still waiting for their inputs hold the others back)."""
+        queued: dict[str, int] = {}
+        for spec, _, _ in self._pending.values():
+            if spec.gang is not None:
+                queued[spec.gang] = queued.get(spec.gang, 0) + 1
+        return [
+            t
+            for t in queue
+            if t.gang is None or queued.get(t.gang, 0) >= self.gangs.get(t.gang, 0)
+        ]
 
     def pending_task(self, task_id: str) -> PendingTask:
         """The policy's value for a queued task (built when a full pass first needs it)."""
@@ -156,6 +176,8 @@ class Placement:
                 submit_time=submit_time,
                 deadline=deadline,
                 best_effort=walltime is None,  # without an estimate, admission cannot judge
+                exclusive=spec.exclusive,
+                gang=spec.gang,
             )
         return task
 
@@ -166,7 +188,7 @@ class Placement:
         spec = self._one_node(spec)
         self._pending[task_id] = (spec, started, None)
         self._queued_cpus += spec.resources.cpus
-        if spec.qos.may_preempt:
+        if _special(spec, None):
             self._special += 1
         self._run(task_id, started)
 
@@ -178,16 +200,21 @@ class Placement:
         r = spec.resources
         qos = spec.qos
         preemptible = qos is QoS.PREEMPT
+        if spec.exclusive:  # the whole machine: what is free now (nothing else runs)
+            f = self.free
+            slot = Slot(self.node, f.cpus, f.gpus, f.memory, exclusive=True)
+        else:
+            slot = Slot(self.node, r.cpus, r.gpus, r.memory)
         self._running[task_id] = RunningTask(
             task_id,
-            (Slot(self.node, r.cpus, r.gpus, r.memory),),
+            (slot,),
             started=now,
             expected_end=now + (_walltime(spec) or self._unknown_walltime),
             qos=qos,
             preemptible=preemptible,
         )
         self._preemptible += preemptible
-        self._account(-r.cpus, -r.memory, -r.gpus)
+        self._account(-slot.cpus, -slot.memory, -slot.gpus)
 
     def ended(self, task_id: str) -> None:
         """A started task ended (or never ran: a cache hit, a cancel before launch)."""
@@ -268,6 +295,8 @@ class Placement:
         awaiting = self._awaiting
         front = [self.pending_task(t) for t in self.queue.front(window + len(awaiting))]
         queue = [p for p in front if p.task_id not in awaiting][:window]
+        if self.gangs:
+            queue = self._whole_gangs(queue)
         if not queue:
             return decisions
         running = self._running

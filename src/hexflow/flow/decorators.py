@@ -43,6 +43,8 @@ class TaskOptions:
     reads: tuple[Dataset, ...] = ()  # ``inputs=``: dataset versions staged for the task
     writes: tuple[Dataset, ...] = ()  # ``outputs=``: datasets it makes a new version of
     sites: tuple[str, ...] = ()  # ``site=``/``sites=``: where it may run (empty: anywhere)
+    gang: str | None = None  # start together with the other tasks of this gang
+    exclusive: bool = False  # hold the machine (its nodes) whole
 
 
 def build_options(
@@ -70,6 +72,8 @@ def build_options(
     outputs: Iterable[str | Dataset] = (),
     site: str | None = None,
     sites: Iterable[str] | None = None,
+    gang: str | None = None,
+    exclusive: bool = False,
 ) -> TaskOptions:
     resources = Resources.parse(cpus=cpus, memory=memory, gpus=gpus, nodes=nodes, walltime=walltime)
     if image is not None:
@@ -97,6 +101,8 @@ def build_options(
         sites=site_names(
             site, list(sites) if sites is not None and not isinstance(sites, str) else sites
         ),
+        gang=gang,
+        exclusive=bool(exclusive),
     )
 
 
@@ -150,6 +156,8 @@ class TaskFunction(Generic[P, R]):
             "inputs": current.reads,
             "outputs": current.writes,
             "sites": current.sites or None,
+            "gang": current.gang,
+            "exclusive": current.exclusive,
         }
         check_option_names(overrides)
         if "site" in overrides:  # a pin replaces the list, not joins it

@@ -26,7 +26,8 @@ _SPEC_KEYS = frozenset(
     {
         "id", "name", "kind", "resources", "qos", "deps", "inputs", "payload", "command",
         "shell", "env", "cwd", "retry", "timeout", "deadline", "cache", "cache_salt",
-        "checkpoint", "tags", "image", "mounts", "sites", "reads", "writes",
+        "checkpoint", "tags", "image", "mounts", "sites", "reads", "writes", "gang",
+        "exclusive",
     }
 )  # fmt: skip
 
@@ -71,6 +72,8 @@ def _encode_spec(s: TaskSpec) -> dict[str, Any]:
         "image": s.image,
         "mounts": list(s.mounts),
         **({"sites": list(s.sites)} if s.sites else {}),
+        **({"gang": s.gang} if s.gang is not None else {}),
+        **({"exclusive": True} if s.exclusive else {}),
         **({"reads": [_encode_dataset(d) for d in s.reads]} if s.reads else {}),
         **({"writes": [_encode_dataset(d) for d in s.writes]} if s.writes else {}),
     }
@@ -145,6 +148,8 @@ def _decode_spec(item: object, where: str) -> TaskSpec:
             sites=tuple(_strings(item, "sites", where)),
             reads=_datasets(item, "reads", "inputs", where),
             writes=_datasets(item, "writes", "outputs", where),
+            gang=_opt(item, "gang", str, where),
+            exclusive=bool(_opt(item, "exclusive", bool, where)),
         )
     except WorkflowFileError:
         raise

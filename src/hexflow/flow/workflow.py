@@ -169,6 +169,8 @@ class Workflow:
             reads=opts.reads,
             writes=opts.writes,
             sites=opts.sites,
+            gang=opts.gang,
+            exclusive=opts.exclusive,
         )
         if tf.kind is TaskKind.SHELL_BUILDER and not found:
             # The command needs no upstream result: build it now, so errors show up here.

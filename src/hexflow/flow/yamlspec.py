@@ -37,7 +37,7 @@ TOP_FIELDS = ("name", "params", "defaults", "tasks")
 # fmt: off
 OPTION_FIELDS = ("cpus", "memory", "gpus", "nodes", "walltime", "timeout", "qos", "deadline",
                  "retries", "backoff", "checkpoint", "cache", "env", "cwd", "shell", "image",
-                 "mounts", "site", "sites")
+                 "mounts", "site", "sites", "gang", "exclusive")
 # fmt: on
 TASK_FIELDS = ("name", "command", "depends_on", "after", "inputs", "outputs", *OPTION_FIELDS)
 _TASK_NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")  # no leading dot: names are paths
@@ -384,7 +384,7 @@ class _Loader:
             return self.number(node, where)
         if key in ("gpus", "nodes", "retries"):
             return self.number(node, where, whole=True)
-        if key in ("checkpoint", "cache", "shell"):
+        if key in ("checkpoint", "cache", "shell", "exclusive"):
             return self.typed(node, where, bool, "true or false")
         if key == "memory":
             return self.model(parse_memory, at, value=node.value)
@@ -392,6 +392,8 @@ class _Loader:
             return self.model(QoS.parse, at, value=node.value)
         if key == "env":
             return self.env(node, where)
+        if key == "gang":
+            return self.substitute(self.typed(node, where, str, "a gang name"), node.line, where)
         if key == "cwd":
             return self.substitute(self.typed(node, where, str, "a string"), node.line, where)
         if key == "image":
@@ -463,6 +465,7 @@ class _Loader:
             env={**get("env", {}), **self.shell_params},
             cwd=get("cwd"), image=get("image"), mounts=get("mounts", ()),
             reads=reads, writes=writes, sites=sites or get("site") or get("sites") or (),
+            gang=get("gang"), exclusive=get("exclusive", False),
         )  # fmt: skip
 
     def datasets(

@@ -70,6 +70,8 @@ class TaskSpec:
     sites: tuple[str, ...] = ()  # the sites it may run at (one: pinned); empty: any site
     reads: tuple[Dataset, ...] = ()  # dataset versions staged for it (``inputs=``)
     writes: tuple[Dataset, ...] = ()  # datasets it makes a new version of (``outputs=``)
+    gang: str | None = None  # co-scheduling: tasks of one gang start together or not at all
+    exclusive: bool = False  # holds its nodes whole (no other task shares them)
 
     def __post_init__(self) -> None:
         if not self.id or not isinstance(self.id, str):
@@ -120,6 +122,13 @@ class TaskSpec:
             )
         if self.image is not None or self.mounts:
             self._check_container()
+        if self.gang is not None and (not isinstance(self.gang, str) or not self.gang.strip()):
+            raise SpecError(
+                f"task {self.name}: gang must be a non-empty name, got {self.gang!r}",
+                hint="tasks that must start together share one gang name, e.g. gang='sim-1'",
+                task=self.name,
+                field="gang",
+            )
         if self.sites:
             from hexflow.model.sites import site_names
 

@@ -184,7 +184,7 @@ class GroupWriter:
         live = [(w, f) for w, f in batch if f.set_running_or_notify_cancel()]
         try:
             self._transaction([w for w, _ in live], purge=True)
-        except (SQLAlchemyError, sqlite3.Error) as exc:
+        except _DRIVER_ERRORS as exc:
             if len(live) == 1:
                 live[0][1].set_exception(_error(exc))
                 return
@@ -192,7 +192,7 @@ class GroupWriter:
             for writes, done in live:
                 try:
                     self._transaction([writes], purge=False)
-                except (SQLAlchemyError, sqlite3.Error) as one:
+                except _DRIVER_ERRORS as one:
                     done.set_exception(_error(one))
                 else:
                     self._written(1)
@@ -212,35 +212,95 @@ class GroupWriter:
         self.written += n
 
     def _transaction(self, items: Sequence[Writes], *, purge: bool) -> None:
+        """One transaction of ``items``. SQLite and PostgreSQL (psycopg): plain SQL on a
+        connection this thread holds, one multi-row INSERT per table. Each statement lets
+        go of the GIL, and taking it back may wait for the busy event loop's thread: the
+        fewer the statements and round trips, the shorter the commit (executemany would
+        take one per row; on PostgreSQL the whole transaction is one pipelined round trip
+        besides the flush)."""
         now = self._now()
         purge = purge and now - self._purged_at >= PURGE_EVERY
-        if self._engine.dialect.name != "sqlite":
-            with self._engine.begin() as conn:
-                if purge:
-                    expired = idempotency_keys.c.created_at < now - IDEMPOTENCY_TTL
-                    conn.execute(delete(idempotency_keys).where(expired))
-                _insert(conn, items)
-        else:
-            # SQLite: plain SQL on a connection of this thread's own, a few multi-row
-            # INSERTs per batch. The driver lets go of the GIL in every statement, and
-            # getting it back can wait for the event loop's thread: few statements, few
-            # waits (executemany would be one per row).
-            if self._raw is None:
-                self._raw = self._engine.raw_connection()
-            con: sqlite3.Connection = self._raw.driver_connection
+        expired = now - IDEMPOTENCY_TTL
+        dialect = self._engine.dialect
+        if dialect.name == "sqlite":
+            con: sqlite3.Connection = self._held().driver_connection
             try:
                 con.execute("BEGIN")
                 if purge:
-                    sql = "DELETE FROM idempotency_keys WHERE created_at < ?"
-                    con.execute(sql, (now - IDEMPOTENCY_TTL,))
-                _insert_sqlite(con, items)
+                    con.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (expired,))
+                _insert_raw(con.execute, items, "?", con.getlimit(_SQLITE_VARIABLES))
                 con.commit()
             except BaseException:
                 if con.in_transaction:
                     con.rollback()
                 raise
+        elif dialect.name == "postgresql" and dialect.driver == "psycopg":
+            pg = self._held().driver_connection
+            try:
+                with pg.pipeline(), pg.cursor() as cur:
+                    if purge:
+                        cur.execute(
+                            "DELETE FROM idempotency_keys WHERE created_at < %s", (expired,)
+                        )
+                    _insert_raw(cur.execute, items, "%s", 65535)
+                    pg.commit()
+            except BaseException as exc:
+                self._release(broken=pg.closed or pg.broken)
+                if isinstance(exc, _psycopg_error()):
+                    raise _StoreFailure(exc) from exc
+                raise
+        else:
+            with self._engine.begin() as conn:
+                if purge:
+                    conn.execute(
+                        delete(idempotency_keys).where(idempotency_keys.c.created_at < expired)
+                    )
+                _insert(conn, items)
         if purge:
             self._purged_at = now
+
+    def _held(self) -> Any:
+        """The pool's proxy of the connection this thread keeps (taken at first use)."""
+        if self._raw is None:
+            self._raw = self._engine.raw_connection()
+        return self._raw
+
+    def _release(self, *, broken: bool) -> None:
+        """After a failed transaction: roll back; a broken connection is dropped (the
+        next batch takes a new one from the pool)."""
+        if self._raw is None:
+            return
+        if broken:
+            self._raw.invalidate()
+            self._raw = None
+            return
+        try:
+            self._raw.driver_connection.rollback()
+        except Exception:  # noqa: BLE001 - then it is broken after all
+            self._raw.invalidate()
+            self._raw = None
+
+
+class _StoreFailure(Exception):
+    """A driver error of the psycopg path, with whether it was a unique-key violation."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.unique = type(cause).__name__ in ("UniqueViolation", "IntegrityError") or (
+            getattr(cause, "sqlstate", "") or ""
+        ).startswith("23")
+
+
+_DRIVER_ERRORS = (SQLAlchemyError, sqlite3.Error, _StoreFailure)
+
+
+def _psycopg_error() -> type[Exception]:
+    import psycopg
+
+    return psycopg.Error
+
+
+_SQLITE_VARIABLES = sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER
 
 
 def _key_params(k: KeyRow) -> tuple[Any, ...]:
@@ -272,8 +332,11 @@ def _insert(conn: Connection, items: Sequence[Writes]) -> None:
         conn.execute(insert(audit_log), audit)
 
 
-def _insert_sqlite(con: sqlite3.Connection, items: Sequence[Writes]) -> None:
-    limit = min(con.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), 32766)
+def _insert_raw(
+    execute: Callable[[str, Any], Any], items: Sequence[Writes], mark: str, limit: int
+) -> None:
+    """The rows of ``items`` as multi-row INSERTs in the driver's own parameter style
+    (``mark``), at most ``limit`` parameters a statement."""
     for table, columns, rows in (
         ("idempotency_keys", _KEY_COLUMNS, [_key_params(w.key) for w in items if w.key]),
         ("runs", RUN_COLUMNS, [run_params(w.run) for w in items if w.run is not None]),
@@ -284,19 +347,22 @@ def _insert_sqlite(con: sqlite3.Connection, items: Sequence[Writes]) -> None:
         ),
         ("audit_log", _AUDIT_COLUMNS, [row.params() for w in items for row in w.audit]),
     ):
-        step = max(1, limit // len(columns))
+        step = max(1, min(limit, 32766) // len(columns))
         for at in range(0, len(rows), step):
             chunk = rows[at : at + step]
-            con.execute(_multi_insert(table, columns, len(chunk)), list(chain(*chunk)))
+            execute(_multi_insert(table, columns, len(chunk), mark), list(chain(*chunk)))
 
 
 @functools.lru_cache(maxsize=256)
-def _multi_insert(table: str, columns: tuple[str, ...], n: int) -> str:
-    one = f"({', '.join('?' * len(columns))})"
+def _multi_insert(table: str, columns: tuple[str, ...], n: int, mark: str) -> str:
+    one = f"({', '.join([mark] * len(columns))})"
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * n)}"
 
 
-def _error(exc: SQLAlchemyError | sqlite3.Error) -> Exception:
-    if isinstance(exc, IntegrityError | sqlite3.IntegrityError):
+def _error(exc: Exception) -> Exception:
+    unique = isinstance(exc, IntegrityError | sqlite3.IntegrityError) or (
+        isinstance(exc, _StoreFailure) and exc.unique
+    )
+    if unique:
         return Conflict(f"already stored: {getattr(exc, 'orig', None) or exc}")
     return StoreError(f"store write failed and was rolled back: {exc}")
