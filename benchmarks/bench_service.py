@@ -1,17 +1,22 @@
 """Service-mode throughput and latency (issue 4), against a real ``hexflow server``.
 
 Starts, on loopback: a ``hexflow server`` (uvicorn, durability on: every submission is
-committed before the answer) on a database prefilled with RUNS x TASKS tasks, and a bare
-FastAPI app on the same stack (uvicorn + FastAPI, one JSON route) as the floor. This
-process is the load generator (asyncio + httpx, bounded in count and time):
+committed before the answer; ``--max-runs 1``, so it drives the runs submitted meanwhile)
+on a database prefilled with RUNS x TASKS tasks, and a bare FastAPI app on the same stack
+(uvicorn + FastAPI, one JSON route) as the floor; with ``--servers N``, N of each (the
+hexflow servers on one database). The load comes from other processes (``--procs``, a
+lean keep-alive HTTP/1.1 client on asyncio streams, ``--concurrency`` connections in all),
+the same for the floor and for hexflow, bounded in count and time:
 
 * submissions/s: POST /api/v1/runs (one-task YAML, each with an Idempotency-Key) and the
-  SFAPI facade's POST /api/v1.2/compute/jobs/perlmutter, vs POST /echo of the floor;
+  SFAPI facade's POST /api/v1.2/compute/jobs/perlmutter, vs POST /echo of the floor; with
+  the servers' CPU time per request and their group commits (from /metrics);
 * status query latency (p50/p99, one request at a time): GET /api/v1/runs/{id} and
   GET /api/v1.2/compute/jobs/perlmutter?kwargs=jobid=ID, vs GET /ping of the floor;
 * list requests/s: GET /api/v1/runs (50 newest), vs GET /ping.
 
     .venv/bin/python benchmarks/bench_service.py [--db sqlite|URL] [--runs 1000 --tasks 100]
+        [--servers 1] [--procs 2 --concurrency 16]
 """
 
 from __future__ import annotations
@@ -179,15 +184,16 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
 
 
 async def _load(spec: dict[str, Any]) -> dict[str, Any]:
-    host, port = spec["host"], spec["port"]
+    servers: list[tuple[str, int]] = [tuple(s) for s in spec["servers"]]  # type: ignore[misc]
     count, deadline = spec["count"], time.monotonic() + spec["seconds"]
     ids: list[str] = spec["ids"]
     ok = failed = issued = 0
     times: list[float] = []
     statuses: dict[int, int] = {}
 
-    async def connection() -> None:
+    async def connection(n: int) -> None:
         nonlocal ok, failed, issued
+        host, port = servers[n % len(servers)]  # connections spread over the servers
         reader, writer = await asyncio.open_connection(host, port)
         try:
             while issued < count and time.monotonic() < deadline:
@@ -205,7 +211,8 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
             writer.close()
 
     start, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(connection() for _ in range(spec["conns"])))
+    first = spec["first"]
+    await asyncio.gather(*(connection(first + n) for n in range(spec["conns"])))
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     return {
         "ok": ok,
@@ -224,17 +231,18 @@ def loadgen_main() -> None:
 
 
 def drive(
-    url: str, kind: str, *, token: str, ids: list[str], count: int, seconds: float,
+    urls: list[str], kind: str, *, token: str, ids: list[str], count: int, seconds: float,
     procs: int, conns: int,
 ) -> dict[str, Any]:  # fmt: skip
-    """Run ``procs`` load-generator processes with ``conns`` connections each, at most
-    ``count`` requests in all and ``seconds``; requests/s over the slowest process."""
-    host, port = url.removeprefix("http://").rsplit(":", 1)
+    """Run ``procs`` load-generator processes with ``conns`` connections each, spread
+    over the servers at ``urls``, at most ``count`` requests in all and ``seconds``;
+    requests/s over the slowest process."""
+    servers = [(h, int(p)) for h, p in (u.removeprefix("http://").rsplit(":", 1) for u in urls)]
     children = []
     for n in range(procs):
         share = count // procs + (1 if n < count % procs else 0)
-        spec = {"host": host, "port": int(port), "kind": kind, "token": token, "ids": ids,
-                "count": share, "seconds": seconds, "conns": conns}  # fmt: skip
+        spec = {"servers": servers, "kind": kind, "token": token, "ids": ids, "count": share,
+                "seconds": seconds, "conns": conns, "first": n * conns}  # fmt: skip
         child = subprocess.Popen(
             [sys.executable, __file__, "--loadgen"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -265,48 +273,60 @@ def drive(
     }
 
 
-def group_commit(url: str) -> tuple[float, float, float]:
-    """(transactions, writes, seconds) of the server's group commit so far (/metrics)."""
-    values = {}
-    for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
-        name, _, value = line.partition(" ")
-        if name.startswith("hexflow_group_commit"):
-            values[name] = float(value)
+def group_commit(urls: list[str]) -> tuple[float, float, float]:
+    """(transactions, writes, seconds) of the servers' group commits so far (/metrics)."""
+    values: dict[str, float] = {}
+    for url in urls:
+        for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
+            name, _, value = line.partition(" ")
+            if name.startswith("hexflow_group_commit"):
+                values[name] = values.get(name, 0.0) + float(value)
     names = ("hexflow_group_commits", "hexflow_group_commit_writes", "hexflow_group_commit_seconds")
     return values.get(names[0], 0.0), values.get(names[1], 0.0), values.get(names[2], 0.0)
 
 
 def measure(
-    args: argparse.Namespace, hx: str, floor: str, token: str, ids: list[str], pids: dict[str, int]
+    args: argparse.Namespace,
+    hx: list[str],
+    floor: list[str],
+    token: str,
+    ids: list[str],
+    pids: dict[str, int],
 ) -> None:
-    servers = {url: psutil.Process(pids[url]) for url in (hx, floor)}
+    servers = {url: psutil.Process(pid) for url, pid in pids.items()}
 
-    def run(url: str, kind: str, **kw: Any) -> dict[str, Any]:
-        """One phase; with the server's CPU time per request (all its threads)."""
+    def run(urls: list[str], kind: str, **kw: Any) -> dict[str, Any]:
+        """One phase; with the servers' CPU time per request (all their threads)."""
         bounds = {"token": token, "ids": ids, "seconds": args.seconds}
-        before = sum(servers[url].cpu_times()[:2])
-        out = drive(url, kind, **{**bounds, **kw})
-        cpu = sum(servers[url].cpu_times()[:2]) - before
+        before = sum(sum(servers[u].cpu_times()[:2]) for u in urls)
+        out = drive(urls, kind, **{**bounds, **kw})
+        cpu = sum(sum(servers[u].cpu_times()[:2]) for u in urls) - before
         out["server_cpu_ms"] = cpu * 1000 / max(1, out["ok"] + out["failed"])
         return out
 
+    one_hx, one_floor = hx[:1], floor[:1]  # latency: one request at a time, to one server
+
     one = {"count": args.queries, "procs": 1, "conns": 1}
     many = {"procs": args.procs, "conns": max(1, args.concurrency // args.procs)}
-    run(floor, "ping", count=20, procs=1, conns=1)  # warm up both servers
-    run(hx, "status", count=20, procs=1, conns=1)
+    for url in floor:  # warm up every server
+        run([url], "ping", count=20, procs=1, conns=1)
+    for url in hx:
+        run([url], "status", count=20, procs=1, conns=1)
     # Reads first, on the prefilled database alone; then submissions, while the server
     # also drives the runs submitted so far (--max-runs 1), as it would in production.
     print(f"\nstatus latency, one at a time from a second process, {args.queries} queries, "
           f"{len(ids) * args.tasks:,} tasks in the database:")  # fmt: skip
-    f = run(floor, "ping", **one)
+    f = run(one_floor, "ping", **one)
     print(f"  floor GET /ping               p50 {f['p50']:6.2f} ms  p99 {f['p99']:6.2f} ms")
     reads = (("GET /api/v1/runs/{id}", "status"), ("SFAPI GET compute/jobs?jobid", "sfapi_status"))
     for name, kind in reads:
-        r = run(hx, kind, **one)
+        r = run(one_hx, kind, **one)
         assert r["failed"] == 0, r
         print(f"  {name:<29} p50 {r['p50']:6.2f} ms  p99 {r['p99']:6.2f} ms  "
               f"(p99 {r['p99'] / f['p99']:.1f}x the floor)")  # fmt: skip
     conc = f"{args.procs} processes x {many['conns']} connections"
+    if len(hx) > 1:
+        conc += f", spread over {len(hx)} server processes"
     ping = run(floor, "ping", count=args.queries * 4, **many)
     lst = run(hx, "list", count=args.queries * 4, **many)
     print(f"\nGET requests/s ({conc}):")
@@ -343,6 +363,13 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=500)
     p.add_argument("--concurrency", type=int, default=16, help="connections in all")
     p.add_argument("--procs", type=int, default=2, help="load-generator processes")
+    p.add_argument(
+        "--servers",
+        type=int,
+        default=1,
+        help="hexflow server processes on one database (and as many floor processes); "
+        "the load generators spread their connections over them",
+    )
     p.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.loadgen:
@@ -352,27 +379,35 @@ def main() -> None:
     db = f"sqlite:///{tmp / 'service.db'}" if args.db == "sqlite" else args.db
     print(f"database: {db.split('@')[-1]}; host: {os.cpu_count()} cpus")
     token, ids = prefill(home, db, args.runs, args.tasks)
-    hx_port, floor_port = free_port(), free_port()
     log = tmp / "server.log"
     env = {**os.environ, "HEXFLOW_CPUS": "1"}
-    with open(log, "ab") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "hexflow.cli.main", "--home", str(home), "server",
-             "--port", str(hx_port), "--db", db, "--max-runs", "1", "--log-level", "warning"],
-            stdout=out, stderr=out, env=env,
-        )  # fmt: skip
-        floor = subprocess.Popen(
-            [sys.executable, "-c", FLOOR_APP, str(floor_port)], stdout=out, stderr=out
-        )
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    hx: list[str] = []
+    fl: list[str] = []
+    out = open(log, "ab")  # noqa: SIM115 - the servers write to it until they stop
     try:
-        hx, fl = f"http://127.0.0.1:{hx_port}", f"http://127.0.0.1:{floor_port}"
-        wait_up(hx + "/", server, log)
-        wait_up(fl + "/ping", floor, log)
-        measure(args, hx, fl, token, ids, {hx: server.pid, fl: floor.pid})
+        for _ in range(args.servers):
+            port = free_port()
+            hx.append(f"http://127.0.0.1:{port}")
+            procs[hx[-1]] = subprocess.Popen(
+                [sys.executable, "-m", "hexflow.cli.main", "--home", str(home), "server",
+                 "--port", str(port), "--db", db, "--max-runs", "1", "--log-level", "warning"],
+                stdout=out, stderr=out, env=env,
+            )  # fmt: skip
+            wait_up(hx[-1] + "/", procs[hx[-1]], log)  # one at a time: each resumes nothing
+            port = free_port()
+            fl.append(f"http://127.0.0.1:{port}")
+            procs[fl[-1]] = subprocess.Popen(
+                [sys.executable, "-c", FLOOR_APP, str(port)], stdout=out, stderr=out
+            )
+        for url in fl:
+            wait_up(url + "/ping", procs[url], log)
+        measure(args, hx, fl, token, ids, {url: proc.pid for url, proc in procs.items()})
     finally:
-        for proc in (server, floor):
+        for proc in procs.values():
             proc.terminate()
             proc.wait(30)
+        out.close()
 
 
 if __name__ == "__main__":

@@ -160,7 +160,7 @@ def test_a_silent_pilot_is_replaced_and_its_task_requeued(tmp_path: Path) -> Non
     marker = tmp_path / "started"
     spec = shell_spec(
         "sim",
-        f'echo "$HEXFLOW_ATTEMPT $PPID" >> {marker}; sleep 4; echo done >> {tmp_path}/done',
+        f'echo "$HEXFLOW_ATTEMPT $PPID" >> {marker}; sleep 4 && echo done >> {tmp_path}/done',
     )
     ex = pilots(tmp_path, cpus=1, max_pilots=1, heartbeat_timeout=2.0)
     frozen: list[int] = []

@@ -102,7 +102,7 @@ def test_a_frozen_slurm_pilot_is_cancelled_and_its_task_requeued(
     resume_node(private_slurm)
     marker = tmp_path / "started"
     spec = shell_spec(
-        "sim", f'echo "$HEXFLOW_ATTEMPT" >> {marker}; sleep 6; echo done >> {tmp_path}/done'
+        "sim", f'echo "$HEXFLOW_ATTEMPT" >> {marker}; sleep 8 && echo done >> {tmp_path}/done'
     )
     ex = pilots(tmp_path, private_slurm, cpus=1, max_pilots=1, heartbeat_timeout=3.0)
     frozen: list[str] = []

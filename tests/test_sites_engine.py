@@ -80,7 +80,7 @@ def job(task_id: str, workdir: Path, seconds: float = 1.5, **kw: object) -> Task
     """A command that notes each start (with its site) and each completion."""
     script = (
         f'echo "$HEXFLOW_SITE $HEXFLOW_ATTEMPT" >> {workdir}/start.{task_id}; '
-        f"sleep {seconds}; "
+        f"sleep {seconds} && "
         f'echo "$HEXFLOW_SITE" >> {workdir}/done.{task_id}'
     )
     return shell_spec(task_id, script, **kw)  # type: ignore[arg-type]

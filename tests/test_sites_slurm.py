@@ -66,7 +66,7 @@ def test_node_down_moves_the_workflow_to_the_local_site(tmp_path: Path, private_
     work: list[TaskSpec] = [
         shell_spec(
             f"t{i}",
-            f'echo "$HEXFLOW_SITE $HEXFLOW_ATTEMPT" >> {tmp_path}/start.t{i}; sleep 4; '
+            f'echo "$HEXFLOW_SITE $HEXFLOW_ATTEMPT" >> {tmp_path}/start.t{i}; sleep 4 && '
             f'echo "$HEXFLOW_SITE" >> {tmp_path}/done.t{i}',
             resources=Resources(cpus=4, walltime=120),
         )

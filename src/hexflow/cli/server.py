@@ -73,6 +73,15 @@ def server(
             help="Storage tiers and quotas (docs/data.md; default: $HEXFLOW_HOME/storage.yaml).",
         ),
     ] = None,
+    lifecycle_interval: Annotated[
+        float,
+        typer.Option(
+            "--lifecycle-interval",
+            min=0,
+            help="Seconds between two passes of the storage settings' lifecycle rules, each "
+            "action audited (0: never; `hexflow data lifecycle` applies them by hand).",
+        ),
+    ] = 3600.0,
 ) -> None:
     """Start the hexflow service: REST API under /api/v1, OAuth2 at /oauth2/token, API docs
     at /docs, Prometheus metrics at /metrics. Runs left unfinished by a previous server are
@@ -98,6 +107,7 @@ def server(
             sfapi_machines=_machines(sfapi_machine) or ServiceConfig.sfapi_machines,
             outages=load_outages(outages.read_text(), str(outages)) if outages else (),
             storage=load_storage(settings.home, storage),
+            lifecycle_interval=lifecycle_interval,
         )
         app = create_app(config)
     except HexflowError as exc:

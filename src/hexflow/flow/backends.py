@@ -25,7 +25,9 @@ def remote_executor(settings: Settings) -> Executor | None:
             poll_interval=chosen.slurm_poll,
             kill_grace=settings.kill_grace,
         )
-        return SlurmExecutor(config)
+        from hexflow.flow.runtime import container_config
+
+        return SlurmExecutor(config, containers=container_config(settings))
     if chosen.name == "dask":
         from hexflow.executors.dask import DaskExecutor
 

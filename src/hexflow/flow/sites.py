@@ -253,6 +253,7 @@ def site_executor(spec: SiteSpec, settings: Settings) -> Executor:
         )
     if spec.executor == "slurm":
         from hexflow.executors.slurm import SlurmConfig, SlurmExecutor
+        from hexflow.flow.runtime import container_config
 
         qos = _qos_pairs(o.get("qos"), spec.name) or dict(settings.executor.slurm_qos)
         return SlurmExecutor(
@@ -265,7 +266,8 @@ def site_executor(spec: SiteSpec, settings: Settings) -> Executor:
                 poll_interval=o.get("poll", settings.executor.slurm_poll),
                 kill_grace=settings.kill_grace,
                 conf=o.get("conf"),
-            )
+            ),
+            containers=container_config(settings),
         )
     if spec.executor == "dask":
         from hexflow.executors.dask import DaskExecutor

@@ -37,6 +37,8 @@ class ServiceConfig:
     events: EventsConfig = field(default_factory=EventsConfig)  # bus, functions, triggers
     # Storage tiers, quotas (docs/data.md); None: $HEXFLOW_HOME/storage.yaml or the defaults
     storage: StorageConfig | None = None
+    # Seconds between two passes of the storage settings' lifecycle rules (0: never)
+    lifecycle_interval: float = 3600.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -17,6 +17,7 @@ from hexflow.service.containers import ServiceContainers, Supervisor
 from hexflow.service.data import DataService
 from hexflow.service.functions import FunctionService
 from hexflow.service.keys import load_signing_key
+from hexflow.service.lifecycle import LifecycleSchedule, finished_runs
 from hexflow.service.manager import RunManager
 from hexflow.service.oauth import OAuthService
 from hexflow.service.runs import RunService
@@ -95,6 +96,10 @@ class Service:
         storage = config.storage or load_storage(config.home)
         self.data = DataService(config.db_url, storage, self.audit, clock=clock)
         self.manager.task_hook = TaskData(config.db_url, storage)  # tasks' datasets
+        # The lifecycle rules, applied on a schedule (docs/data.md)
+        self.lifecycle = LifecycleSchedule(
+            self.data, finished_runs(config.db_url), config.lifecycle_interval
+        )
         # Long-lived service containers of projects, and their supervisor (docs/containers.md)
         roots = [str(r) for r in settings.allowed_mount_roots]
         self.services = ServiceContainers(self.db, self.audit, clock=clock, mount_roots=roots)
@@ -107,10 +112,12 @@ class Service:
     def start(self) -> list[str]:
         """Start driving runs; returns the ids of the runs resumed after a restart."""
         self.services_supervisor.start()
+        self.lifecycle.start()
         return self.manager.start(self.db if self.config.resume_on_start else None)
 
     def close(self) -> None:
         self.services_supervisor.stop()
+        self.lifecycle.stop()
         self.manager.stop()
         self.data.close()
         self.db.close()

@@ -74,6 +74,23 @@ class DataService:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._db.close()
 
+    def apply_lifecycle(
+        self, finished_runs: Callable[[Any], frozenset[str]]
+    ) -> list[dict[str, Any]]:
+        """One pass of the lifecycle rules over every project with replicas on this site
+        (``service.lifecycle`` schedules it); each action is audited by the runner."""
+        if not self.storage.lifecycle:
+            return []
+        from hexflow.data.lifecycle_run import LifecycleRunner
+
+        site = self.storage.site
+        projects = sorted({v.project for v, r in self._db.catalog.replicas() if r.site == site})
+        results: list[dict[str, Any]] = []
+        for project in projects:
+            runner = LifecycleRunner(self._data(project).catalog, finished_runs=finished_runs)
+            results += runner.apply(runner.plan(self._now()))
+        return results
+
     def _data(self, project: str) -> DataServices:
         with self._lock:
             found = self._projects.get(project)

@@ -1,8 +1,10 @@
 """The pilot: runs inside an allocation, pulls tasks from the channel and runs them with
 the local executor, within the allocation's resources and walltime.
 
-Loop (every ``tick``, or at once when a task ends): write the heartbeat (every second),
-obey the engine's requests (``ctl/``: cancel, preempt; ``pilots/<me>.stop``: leave), and
+A thread writes the heartbeat every second while the loop below is alive (it ticked in the
+last ``STALL`` seconds): a frozen or dead pilot goes silent, a busy one does not. Loop
+(every ``tick``, or at once when a task ends): obey the engine's requests (``ctl/``:
+cancel, preempt; ``pilots/<me>.stop``: leave), and
 claim queued tasks that fit what is free and *end before the allocation does* (a task's
 time limit, or ``task_walltime`` for one without); report starts and ends to ``out/``.
 Invariants: the resources of the tasks it runs never exceed its own; it never takes a task
@@ -21,6 +23,7 @@ import pickle
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +41,8 @@ from hexflow.executors.pilot.channel import (
     Channel,
     Need,
 )
+
+STALL = 60.0  # seconds without a turn of the loop after which the heartbeat stops
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,8 @@ class Pilot:
         self._listing: list[Need] = []
         self._listed_at = 0.0
         self._done = 0
+        self._tick = time.monotonic()  # when the loop last went round
+        self._stopping = threading.Event()
 
     # ------------------------------------------------------------------ main loop
     async def run(self) -> str:
@@ -97,15 +104,13 @@ class Pilot:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._terminated, sig)
         self._hello()
-        beat, next_beat = 0, 0.0
+        beating = threading.Thread(target=self._beat, name="hexflow-pilot-beat", daemon=True)
+        beating.start()
         idle_since = time.monotonic()
         try:
             while True:
                 now = time.time()
-                if now >= next_beat:
-                    beat += 1
-                    self.channel.write(self._pilot_file(".beat"), str(beat).encode())
-                    next_beat = now + 1.0
+                self._tick = time.monotonic()
                 if not self.draining and os.path.exists(self._pilot_file(".stop")):
                     self._drain("asked to leave by the engine")
                 self._control()
@@ -130,10 +135,22 @@ class Pilot:
                 except TimeoutError:
                     pass
         finally:
+            self._stopping.set()
             self.executor.shutdown()
             bye = {"reason": self.leaving or "left", "done": self._done, "at": time.time()}
             self.channel.write(self._pilot_file(".bye"), json.dumps(bye).encode())
         return self.leaving or "left"
+
+    def _beat(self) -> None:
+        beat = 0
+        while not self._stopping.wait(1.0 if beat else 0.0):
+            if time.monotonic() - self._tick > STALL:
+                continue  # the loop is stuck: fall silent, the engine takes it for dead
+            beat += 1
+            try:
+                self.channel.write(self._pilot_file(".beat"), str(beat).encode())
+            except OSError:
+                pass
 
     def _hello(self) -> None:
         cfg = self.config

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import pickle
+import shutil
 import sys
 import time
 import uuid
@@ -22,8 +23,11 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
 
-from hexflow.errors import ExecutorError
+from hexflow.errors import ContainerError, ExecutorError
 from hexflow.executors.base import Launch, Report, TaskEnded, TaskStarted
+from hexflow.executors.containers.builders import RUNTIMES, ContainerSetupError
+from hexflow.executors.containers.planning import ContainerConfig, plan
+from hexflow.executors.containers.request import ContainerCommand
 from hexflow.executors.slurm import outcome
 from hexflow.executors.slurm.commands import SlurmCommandError, SlurmCommands
 from hexflow.executors.slurm.config import SlurmConfig
@@ -58,6 +62,8 @@ class _Job:
     submitted: float = 0.0  # monotonic time sbatch returned
     unknown_polls: int = 0
     unanswered_polls: int = 0
+    container: ContainerCommand | None = None  # an image task: the runtime's line
+    command: tuple[str, ...] = ()  # ... and the task's argv inside the image
 
 
 class SlurmExecutor:
@@ -65,9 +71,14 @@ class SlurmExecutor:
     places_work = True
 
     def __init__(
-        self, config: SlurmConfig | None = None, *, commands: SlurmCommands | None = None
+        self,
+        config: SlurmConfig | None = None,
+        *,
+        commands: SlurmCommands | None = None,
+        containers: ContainerConfig | None = None,
     ) -> None:
         self.config = config or SlurmConfig()
+        self.containers = containers or ContainerConfig()
         self.capacity = UNBOUNDED
         self._commands = commands or SlurmCommands(
             timeout=self.config.command_timeout, conf=self.config.conf
@@ -99,6 +110,10 @@ class SlurmExecutor:
             run_dir, f"{job_name(spec.id, 100)}.{launch.attempt}.{uuid.uuid4().hex[:8]}"
         )
         job = _Job(launch=launch, stem=stem, request=self._request(launch))
+        if spec.image:
+            self._containerize(job)
+            self._queue(job)
+            return
         work = (
             launch.token,
             spec.kind.value,
@@ -119,7 +134,11 @@ class SlurmExecutor:
         }
         with open(f"{stem}.job", "wb") as f:
             pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)
-        self._jobs[launch.token] = job
+        self._queue(job)
+
+    def _queue(self, job: _Job) -> None:
+        assert self._loop is not None
+        self._jobs[job.launch.token] = job
         self._batch.append(job)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -174,10 +193,19 @@ class SlurmExecutor:
         spec = launch.spec
         if spec.kind not in (TaskKind.PYTHON, TaskKind.SHELL, TaskKind.SHELL_BUILDER):
             raise ExecutorError(f"the slurm executor cannot run {spec.kind.value} tasks")
-        if getattr(spec, "image", None):
+        if getattr(spec, "image", None) and spec.kind is not TaskKind.SHELL:
             raise ExecutorError(
-                f"task {spec.name!r} names a container image: the slurm executor does not "
-                "run container tasks yet",
+                f"task {spec.name!r} is a {spec.kind.value} task with a container image: the "
+                "slurm executor runs only shell tasks in an image (its runner, a Python "
+                "process, does not enter the image)",
+                hint="make it a shell task, or run it on the local executor "
+                "(HEXFLOW_EXECUTOR=local)",
+                task=spec.id,
+            )
+        if getattr(spec, "image", None) and spec.resources.gpus:
+            raise ExecutorError(
+                f"task {spec.name!r} asks for GPUs in a container image: the slurm executor "
+                "does not bind GPUs into containers yet",
                 hint="run it on the local executor (HEXFLOW_EXECUTOR=local)",
                 task=spec.id,
             )
@@ -198,10 +226,46 @@ class SlurmExecutor:
             request,
             chdir=os.path.abspath(self.config.job_dir),
             requeue=cfg.requeue,
-            env={"HEXFLOW_WORKER_PATH": worker_path},
+            env={} if spec.image else {"HEXFLOW_WORKER_PATH": worker_path},
         )
+        if spec.image:  # no runner: the container writes straight to the task's logs
+            request = replace(request, output=launch.stdout, error=launch.stderr)
         directives(request)  # refuses unsafe values now: the task fails, not the batch
         return request
+
+    def _containerize(self, job: _Job) -> None:
+        """The runtime line of an image task (the site's runtime, as on the local executor:
+        its resources, the run's directory mounted, ``--pull=never``, ``--init``, no network
+        unless the site says so; the environment through the runtime's env file or
+        variables, never the command line) and the task's argv in the image."""
+        launch = job.launch
+        spec = launch.spec
+        assert spec.image is not None
+        state_dir = f"{job.stem}.state"
+        key = os.path.basename(job.stem)
+        try:
+            request = plan(
+                self.containers,
+                task=spec.id,
+                image=spec.image,
+                name=f"hexflow-{job_name(launch.run_id)}-{key}"[:200],
+                workdir=launch.workdir or launch.cwd,
+                cwd=launch.cwd,
+                state_dir=state_dir,
+                mounts=spec.mounts,
+                env=dict(launch.env),
+                cpus=spec.resources.cpus,
+                memory=spec.resources.memory,
+            )
+            line = RUNTIMES[self.containers.runtime].build(request)
+        except ContainerSetupError as exc:
+            raise ContainerError(f"task {spec.id}: {exc}", task=spec.id) from exc
+        command = launch.command or spec.command
+        if not command:
+            raise ExecutorError(f"task {spec.name!r} has no command to run", task=spec.id)
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        job.container = line
+        job.command = ("/bin/sh", "-c", command[0]) if spec.shell else tuple(command)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -209,7 +273,9 @@ class SlurmExecutor:
         groups: dict[tuple[object, ...], list[_Job]] = {}
         for job in batch:
             if job.requested is None:  # not cancelled before it was submitted
-                groups.setdefault(job.request.shape(), []).append(job)
+                # an image task is a job of its own (its line and log files are its own)
+                key = ("image", job.launch.token) if job.container else job.request.shape()
+                groups.setdefault(key, []).append(job)
         size = max(1, self.config.max_array)
         for jobs in groups.values():
             for i in range(0, len(jobs), size):
@@ -249,7 +315,14 @@ class SlurmExecutor:
         first = jobs[0]
         command = [self.config.python, "-c", BOOT]
         stem = first.stem if len(jobs) == 1 else f"{first.stem}.array"
-        if len(jobs) == 1:
+        if first.container is not None:  # the runtime's line, the task's argv after it
+            script = render(
+                first.request,
+                first.command,
+                container=first.container,
+                state_dir=f"{first.stem}.state",
+            )
+        elif len(jobs) == 1:
             first.spool = f"{stem}.slurm"
             request = replace(first.request, output=first.spool)
             script = render(request, [*command, f"{first.stem}.job"])
@@ -363,6 +436,9 @@ class SlurmExecutor:
             if entry.raw_id and entry.raw_id.isdigit():
                 job.raw_id = entry.raw_id
             if entry.state in outcome.ENDED:
+                if job.container is not None and entry.state == "FAILED":
+                    unknown.append(job)  # no runner's answer: its exit code from sacct
+                    continue
                 self._finish(job, entry.state)
             elif entry.state == "PENDING" and entry.reason in outcome.UNRUNNABLE:
                 self._unrunnable(job, entry.reason)
@@ -389,7 +465,8 @@ class SlurmExecutor:
                 continue
             job.unknown_polls += 1
             if os.path.exists(f"{job.stem}.answer") or job.unknown_polls >= self.config.lost_after:
-                self._finish(job, "UNKNOWN", force=True)
+                ended = job.container is not None and job.state in outcome.ENDED
+                self._finish(job, job.state if ended else "UNKNOWN", force=True)
 
     def _finish(
         self,
@@ -400,7 +477,9 @@ class SlurmExecutor:
         force: bool = False,
     ) -> None:
         stored = read_answer(f"{job.stem}.answer")
-        if stored is None and state in ("COMPLETED", "FAILED") and not force:
+        if job.container is not None:  # no runner: the answer is the container's exit code
+            stored = _container_answer(job, state, exit_code, signal)
+        elif stored is None and state in ("COMPLETED", "FAILED") and not force:
             # the runner answers before it exits; on a shared file system the file may take
             # a moment to show here
             job.unanswered_polls += 1
@@ -444,6 +523,8 @@ class SlurmExecutor:
             pass
 
     def _cleanup(self, job: _Job, keep_script: bool) -> None:
+        if job.container is not None:  # the runtime's env file
+            shutil.rmtree(f"{job.stem}.state", ignore_errors=True)
         suffixes = [".job", ".answer"] + ([] if keep_script else [".sh"])
         for suffix in suffixes:
             try:
@@ -461,6 +542,18 @@ class SlurmExecutor:
         task = self._loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _container_answer(
+    job: _Job, state: str, exit_code: int | None, signal: int | None
+) -> tuple[tuple[Any, ...], None] | None:
+    """An image task's answer as a runner would give it, from Slurm's state and exit code."""
+    code = 0 if state == "COMPLETED" else exit_code
+    if state != "COMPLETED" and signal:
+        code = -signal
+    if code is None:
+        return None
+    return (job.launch.token, code == 0, None, None, None, None, 0.0, code, None, None), None
 
 
 def _tail(path: str, limit: int = _TAIL) -> str | None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Protocol
 
-from hexflow.executors.slurm.commands import SlurmCommands
+from hexflow.executors.slurm.commands import SlurmCommandError, SlurmCommands
 from hexflow.executors.slurm.health import slurm_health
 from hexflow.executors.slurm.outcome import ENDED, RUNNING
 from hexflow.executors.slurm.script import render, request_for
@@ -84,6 +84,12 @@ class SlurmProvider:
         return out
 
     def cancel(self, jobs: Sequence[str]) -> None:
+        """SIGKILL to every process of the running jobs first (a hung pilot is not given
+        Slurm's KillWait to finish a task that another pilot will run), then cancel."""
+        try:
+            self.commands.scancel(list(jobs), signal="KILL")
+        except SlurmCommandError:
+            pass  # pending jobs have nothing to signal
         self.commands.scancel(list(jobs))
 
     def health(self) -> Health:
