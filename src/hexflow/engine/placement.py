@@ -157,9 +157,7 @@ class Placement:
             if spec.gang is not None:
                 queued[spec.gang] = queued.get(spec.gang, 0) + 1
         return [
-            t
-            for t in queue
-            if t.gang is None or queued.get(t.gang, 0) >= self.gangs.get(t.gang, 0)
+            t for t in queue if t.gang is None or queued.get(t.gang, 0) >= self.gangs.get(t.gang, 0)
         ]
 
     def pending_task(self, task_id: str) -> PendingTask:

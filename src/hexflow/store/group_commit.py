@@ -121,7 +121,7 @@ class GroupWriter:
         self.batches = 0
         self.written = 0
         self.busy_seconds = 0.0
-        self._raw: Any = None  # SQLite: the pool's proxy of the writer thread's connection
+        self._raw: Any = None  # the pool's proxy of the connection the writer thread keeps
 
     def submit(self, writes: Writes) -> Future[None]:
         """Queue ``writes``; the future completes once they are committed (or failed)."""
