@@ -269,3 +269,18 @@ def test_reading_a_tampered_spec_runs_no_code(tmp_path: Path) -> None:
     assert not marker.exists()
     spec = make_spec("b")
     assert load_spec(pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)) == spec
+
+
+def test_a_new_sqlite_store_appears_whole(tmp_path: Path) -> None:
+    """The schema is built beside the database and linked into place: no temporary file is
+    left, and a store that already exists is opened, never replaced."""
+    from hexflow.store import open_store
+
+    db = tmp_path / "sub" / "hexflow.db"
+    store = open_store(f"sqlite:///{db}")
+    store.close()
+    assert db.exists()
+    assert [p.name for p in db.parent.iterdir() if ".new-" in p.name] == []
+    before = db.stat().st_ino
+    open_store(f"sqlite:///{db}").close()
+    assert db.stat().st_ino == before

@@ -393,6 +393,8 @@ def _make_engine(url: str, *, pool_size: int | None = None) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            if not Path(path).exists():
+                _create_sqlite(path)
         else:
             pool = {}  # in memory: one connection per thread, no queue pool
         engine = create_engine(url, connect_args={"timeout": 30}, **pool)
@@ -407,6 +409,32 @@ def _make_engine(url: str, *, pool_size: int | None = None) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, **pool)
+
+
+def _create_sqlite(path: str) -> None:
+    """A new SQLite database appears whole or not at all: its schema is built in a file
+    beside it, made self-contained (no WAL) and then linked into place, so a crash while
+    the schema is built (a kill -9 during the very first run) leaves no half-made store."""
+    import os
+
+    tmp = f"{path}.new-{os.getpid()}-{threading.get_ident()}"
+    engine = create_engine(f"sqlite:///{tmp}", connect_args={"timeout": 30})
+    try:
+        _migrate(engine)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=DELETE")
+    finally:
+        engine.dispose()
+    try:
+        os.link(tmp, path)  # never replaces a store another process created meanwhile
+    except FileExistsError:
+        pass
+    finally:
+        for leftover in (tmp, f"{tmp}-wal", f"{tmp}-shm", f"{tmp}-journal"):
+            try:
+                os.unlink(leftover)
+            except FileNotFoundError:
+                pass
 
 
 def _migrate(engine: Engine) -> None:
