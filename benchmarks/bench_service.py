@@ -308,6 +308,18 @@ def measure(
 
     one = {"count": args.queries, "procs": 1, "conns": 1}
     many = {"procs": args.procs, "conns": max(1, args.concurrency // args.procs)}
+    if args.hold_driver:
+        # One long run first: the server's one driver (--max-runs 1) is busy with it, so
+        # the runs submitted below only queue: submissions measured without run driving.
+        for url in hx:
+            held = httpx.post(
+                url + "/api/v1/runs",
+                content=b"name: hold\ntasks:\n  nap:\n    command: [sleep, '3600']\n",
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/yaml"},
+                timeout=30,
+            )
+            assert held.status_code == 201, held.text
+        print("the servers' run driver is held by a long run: nothing is driven meanwhile")
     for url in floor:  # warm up every server
         run([url], "ping", count=20, procs=1, conns=1)
     for url in hx:
@@ -369,6 +381,12 @@ def main() -> None:
         default=1,
         help="hexflow server processes on one database (and as many floor processes); "
         "the load generators spread their connections over them",
+    )
+    p.add_argument(
+        "--hold-driver",
+        action="store_true",
+        help="keep the server's one run driver busy with a long run, so that submissions "
+        "are measured without the runs being driven meanwhile",
     )
     p.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()

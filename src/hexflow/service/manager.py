@@ -2,13 +2,13 @@
 
 Each run is persisted, owned by this process, in the request that submits it (before the
 answer goes out; group-committed with other requests' runs through the service database's
-``GroupWriter``), and driven on one of ``max_parallel`` daemon threads by its own store
-connection and engine (``flow.runtime``), opened when its drive starts: a queued run holds
-no database connection, so thousands may wait in the queue, state ``pending``. On start,
-service runs whose owner process is dead (a crashed or stopped server) are queued to
-resume: their finished tasks are never run again. The threads are daemons: stopping the
-server abandons the runs in flight exactly as a crash would, and the next start resumes
-them.
+``GroupWriter``), and driven on one of ``max_parallel`` daemon threads by an engine of its
+own (``flow.runtime``), made when its drive starts, on the store that thread keeps: a
+queued run holds no database connection, so thousands may wait in the queue, state
+``pending``. On start, service runs whose owner process is dead (a crashed or stopped
+server) are queued to resume: their finished tasks are never run again. The threads are
+daemons: stopping the server abandons the runs in flight exactly as a crash would, and
+the next start resumes them.
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ from hexflow.engine.taskhooks import TaskHook
 from hexflow.flow import runtime
 from hexflow.model import RunRecord, TaskRecord, TaskSpec
 from hexflow.settings import Settings
-from hexflow.store import MemoryStore
+from hexflow.store import MemoryStore, Store
 from hexflow.store.group_commit import AuditRow, GroupWriter, KeyRow, Writes
 from hexflow.store.service_db import ServiceDb
 
 log = logging.getLogger("hexflow.service")
 
 _Job = Callable[[], Any]
+STORE_RUNS = 1000  # runs a driver thread's store serves before it is opened anew
 _STOP = object()
 
 
@@ -51,6 +52,7 @@ class RunManager:
         self._idle = threading.Condition(self._lock)
         self._started = False
         self._planning: Engine | None = None
+        self._local = threading.local()  # each driver thread's store
         # the datasets of tasks, on the service's storage tiers (set by ``Service``)
         self.task_hook: TaskHook | None = None
 
@@ -198,30 +200,53 @@ class RunManager:
         self._queue.put((run_id, job))
 
     def _work(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            run_id, job = item
-            with self._lock:
-                self._queued.discard(run_id)
-                self._active.add(run_id)
-            try:
-                job()
-            except Exception:  # noqa: BLE001 - one run's failure must not stop the others
-                log.exception("run %s could not be driven", run_id)
-            finally:
-                with self._idle:
-                    self._active.discard(run_id)
-                    self._idle.notify_all()
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _STOP:
+                    return
+                run_id, job = item
+                with self._lock:
+                    self._queued.discard(run_id)
+                    self._active.add(run_id)
+                try:
+                    job()
+                except Exception:  # noqa: BLE001 - one run's failure must not stop the others
+                    log.exception("run %s could not be driven", run_id)
+                finally:
+                    with self._idle:
+                        self._active.discard(run_id)
+                        self._idle.notify_all()
+        finally:
+            self._drop_store()
 
     def _drive(self, run_id: str, workdir: str) -> None:
         _make_workdir(workdir)
-        store = runtime.make_store(self.settings)
+        store = self._thread_store()
         try:
             final = runtime.make_engine(self.settings, store, task_hook=self.task_hook).run(run_id)
-            log.info("run %s ended %s", run_id, final.state.value)
-        finally:
+        except BaseException:
+            self._drop_store()  # not trusted for the next run
+            raise
+        log.info("run %s ended %s", run_id, final.state.value)
+
+    def _thread_store(self) -> Store:
+        """The store of this driver thread: opened at its first run and kept for the next
+        ones (its pool and statement cache warm: a store per run cost more CPU than the
+        run's own bookkeeping), opened anew every ``STORE_RUNS`` runs, which bounds what it
+        remembers per run."""
+        local = self._local
+        if getattr(local, "store", None) is None or local.served >= STORE_RUNS:
+            self._drop_store()
+            local.store, local.served = runtime.make_store(self.settings), 0
+        local.served += 1
+        store: Store = local.store
+        return store
+
+    def _drop_store(self) -> None:
+        store = getattr(self._local, "store", None)
+        if store is not None:
+            self._local.store = None
             store.close()
 
     def _resume(self, run_id: str, workdir: str) -> None:
