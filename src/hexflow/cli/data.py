@@ -568,20 +568,8 @@ def export(
     with _services(ctx, project, storage) as data:
         report = _run(lambda: export_version(data.catalog, ref, ro_crate, license=license))
     problems = check_crate(ro_crate)
-    report["valid"] = not problems
-    report["problems"] = problems
-    if as_json:
-        print_json(report)
-    else:
-        out.print(
-            f"[green]✓[/] {report['ref']} → {report['directory']} ({report['files']} files, "
-            f"RO-Crate {'valid' if not problems else 'INVALID'})",
-            highlight=False,
-        )
-        for p in problems:
-            out.print(f"  [red]{p}[/]", highlight=False)
-    if problems:
-        raise typer.Exit(3)
+    what = f"{report['ref']} → {report['directory']} ({report['files']} files"
+    _crate_report(report, problems, what, as_json)
 
 
 @data_app.command("export-run")
@@ -630,15 +618,22 @@ def export_run(
             )
         )
     problems = check_run_crate(ro_crate)
+    what = (
+        f"run {run.id} → {report['directory']} ({report['tasks']} tasks, "
+        f"{len(report['versions_made'])} version(s) made"
+    )
+    _crate_report(report, problems, what, as_json)
+
+
+def _crate_report(report: dict[str, Any], problems: list[str], what: str, as_json: bool) -> None:
+    """Print an export's report with its crate check; exit 3 if the crate is invalid."""
     report["valid"] = not problems
     report["problems"] = problems
     if as_json:
         print_json(report)
     else:
         out.print(
-            f"[green]✓[/] run {run.id} → {report['directory']} ({report['tasks']} tasks, "
-            f"{len(report['versions_made'])} version(s) made, "
-            f"RO-Crate {'valid' if not problems else 'INVALID'})",
+            f"[green]✓[/] {what}, RO-Crate {'valid' if not problems else 'INVALID'})",
             highlight=False,
         )
         for p in problems:
