@@ -236,9 +236,11 @@ async def bench_hexflow(tmp: Path, args: argparse.Namespace, floor: float) -> di
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp), str(ROOT / "src")])}
     proc = start(HEXFLOW_APP, str(port), str(home), db, str(tmp), log=log, env=env)
     if os.environ.get("BENCH_PYSPY"):  # profile the server (py-spy, collapsed stacks)
+        seconds = os.environ.get("BENCH_PYSPY_SECONDS", "12")
+        rate = os.environ.get("BENCH_PYSPY_RATE", "40")
         spy = [
-            "py-spy", "record", "-o", os.environ["BENCH_PYSPY"], "-d", "12", "-p", str(proc.pid),
-            "--threads", "-r", "40", "--nonblocking", "-f", "raw",
+            "py-spy", "record", "-o", os.environ["BENCH_PYSPY"], "-d", seconds, "-p", str(proc.pid),
+            "--threads", "-r", rate, "--nonblocking", "-f", "raw",
         ]  # fmt: skip
         subprocess.Popen(spy)
     auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}

@@ -43,24 +43,32 @@ def append_sqlite(con: sqlite3.Connection, new: Sequence[NewEvent]) -> None:
         con.executemany(INSERT_EVENT_SQL, map(event_params, new))
 
 
-def append(conn: Connection, new: Sequence[NewEvent]) -> list[Event]:
+def append(conn: Connection, new: Sequence[NewEvent], *, numbers: bool = True) -> list[Event]:
     """Append inside the caller's transaction; returns the events logged now, with their
-    numbers (a keyed event logged before is skipped and not returned)."""
+    numbers (a keyed event logged before is skipped and not returned). ``numbers=False``
+    returns nothing and spares reading the numbers back (producers that do not need them).
+
+    A batch without keys is one statement (an ``executemany``; SQLAlchemy's
+    "insertmanyvalues" batches it and hands the numbers back in the batch's order)."""
     if not new:
         return []
     dialect = conn.dialect.name
     if dialect == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
+    if all(ev.key is None for ev in new):
+        rows = [_new_row(ev) for ev in new]
+        if not numbers:
+            conn.execute(insert(events), rows)
+            return []
+        numbered = insert(events).returning(events.c.seq, sort_by_parameter_order=True)
+        seqs = conn.execute(numbered, rows).scalars().all()
+        return [
+            Event(int(seq), ev.kind, ev.project, ev.subject, ev.at, ev.data, ev.key)
+            for seq, ev in zip(seqs, new, strict=True)
+        ]
     out: list[Event] = []
     for ev in new:
-        row = {
-            "at": ev.at,
-            "kind": ev.kind,
-            "project": ev.project,
-            "subject": ev.subject,
-            "data": _dumps(ev.data),
-            "key": ev.key,
-        }
+        row = _new_row(ev)
         if ev.key is not None:
             stmt: Any
             if dialect == "postgresql":
@@ -87,6 +95,17 @@ def append(conn: Connection, new: Sequence[NewEvent]) -> list[Event]:
         if seq is not None:
             out.append(Event(int(seq), ev.kind, ev.project, ev.subject, ev.at, ev.data, ev.key))
     return out
+
+
+def _new_row(ev: NewEvent) -> dict[str, Any]:
+    return {
+        "at": ev.at,
+        "kind": ev.kind,
+        "project": ev.project,
+        "subject": ev.subject,
+        "data": _dumps(ev.data),
+        "key": ev.key,
+    }
 
 
 def _event(row: Any) -> Event:

@@ -155,7 +155,7 @@ class SqlStore:
                     .values(handled=True)
                 )
             if events:  # in the same transaction: logged if and only if the changes are
-                events_sql.append(conn, events)
+                events_sql.append(conn, events, numbers=False)
         for rec in new_tasks:
             self._remember_specs(rec.run_id, (rec,))
 

@@ -285,7 +285,7 @@ class FunctionGateway:
                 ids = {i.id for i in new if i.id in skipped}
                 events = [e for e in events if e.data.get("invocation") not in ids]
             functions_sql.update_invocations(conn, changed)
-            events_sql.append(conn, events)
+            events_sql.append(conn, events, numbers=False)
         return skipped
 
     def _by_key(self, key: str) -> Invocation | None:

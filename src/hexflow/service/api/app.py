@@ -34,6 +34,7 @@ from hexflow.service.api import (
     transfers,
     triggers,
 )
+from hexflow.service.api.hotpath import HotPaths
 from hexflow.service.api.metrics import Metrics, MetricsMiddleware
 from hexflow.service.config import ServiceConfig
 from hexflow.service.core import Service
@@ -84,6 +85,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     )
     app.state.metrics = metrics
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(HotPaths, metrics=metrics)  # outside: the hot routes skip the rest
     errors.install(app)
     app.include_router(root.router)
     app.include_router(oauth.router)

@@ -46,6 +46,11 @@ def install(app: FastAPI) -> None:
 
 
 async def _hexflow_error(_request: Request, exc: HexflowError) -> JSONResponse:
+    return hexflow_error_response(exc)
+
+
+def hexflow_error_response(exc: HexflowError) -> JSONResponse:
+    """The JSON error answer of ``exc`` (also used by the raw ASGI routes of hotpath.py)."""
     status = status_of(exc)
     extra: dict[str, Any] = {"field": exc.fields.get("field"), "line": exc.fields.get("line")}
     if isinstance(exc, OAuthError):
@@ -89,6 +94,10 @@ async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
 
 
 async def _internal_error(_request: Request, exc: Exception) -> JSONResponse:
+    return internal_error_response(exc)
+
+
+def internal_error_response(exc: Exception) -> JSONResponse:
     log.exception("internal error", exc_info=exc)
     return JSONResponse(
         error_body(

@@ -3,15 +3,13 @@ invocations. ``invoke`` is the gateway's hot path: it stays on the event loop.""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from hexflow.errors import ServiceError
 from hexflow.events.functions.registry import Registration
-from hexflow.service.api.deps import caller, service, source
+from hexflow.service.api.deps import app_service, caller, service, source
 from hexflow.service.api.events_models import (
     FunctionIn,
     FunctionList,
@@ -19,6 +17,7 @@ from hexflow.service.api.events_models import (
     InvocationOut,
     InvocationPage,
 )
+from hexflow.service.api.hotpath import json_args, too_large
 from hexflow.service.api.models import ERRORS
 from hexflow.service.auth import Principal
 from hexflow.service.core import Service
@@ -28,6 +27,7 @@ router = APIRouter(prefix="/api/v1", tags=["functions"], responses=ERRORS)
 Caller = Annotated[Principal, Depends(caller)]
 
 Svc = Annotated[Service, Depends(service)]
+LoopSvc = Annotated[Service, Depends(app_service)]  # for async routes: no thread hop
 Project = Annotated[str | None, Query(description="the project (default: your only one)")]
 
 
@@ -83,7 +83,7 @@ async def invoke_function(
     name: str,
     request: Request,
     who: Caller,
-    svc: Svc,
+    svc: LoopSvc,
     project: Project = None,
     version: Annotated[int | None, Query(ge=1)] = None,
     mode: Annotated[
@@ -108,34 +108,15 @@ async def invoke_function(
 async def _read_args(request: Request, limit: int) -> Any:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
+        raise too_large(int(declared), limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(size, limit)
+            raise too_large(size, limit)
         chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw.strip():
-        return {}
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise ServiceError(
-            f"the arguments are not valid JSON: {exc}",
-            hint='send a JSON object, e.g. {"x": 1}',
-            status=422,
-            field="body",
-        ) from None
-
-
-def _too_large(size: int, limit: int) -> ServiceError:
-    return ServiceError(
-        f"the arguments are over {limit} bytes ({size} seen)",
-        hint="pass large data by reference (a path or dataset), or raise the server's limit",
-        status=413,
-    )
+    return json_args(b"".join(chunks))
 
 
 @router.get("/invocations/{invocation_id}", response_model=InvocationOut)

@@ -15,6 +15,7 @@ from hexflow.store.group_commit import GroupWriter
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.hot_path_calls = 0  # requests answered by hotpath.HotPaths (not exported)
         self.requests = Counter(
             "hexflow_http_requests",
             "HTTP requests answered",

@@ -86,14 +86,14 @@ async def call_hook(trigger_id: str, request: Request, svc: Svc) -> HookAccepted
 
 
 async def _raw_body(request: Request, limit: int) -> bytes:
-    from hexflow.service.api.functions import _too_large
+    from hexflow.service.api.hotpath import too_large
 
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(size, limit)
+            raise too_large(size, limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
