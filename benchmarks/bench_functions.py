@@ -68,8 +68,9 @@ from hexflow.settings import Settings
 port, home, db = sys.argv[1:4]
 settings = Settings.from_env(env={"HEXFLOW_HOME": home, "HEXFLOW_DB": db}, cwd=Path(home).parent)
 config = ServiceConfig(settings=settings, events=EventsConfig(rate=0, poll_interval=0.02))
-uvicorn.run(create_app(config), host="127.0.0.1", port=int(port), log_level="warning",
-            access_log=False)
+app = create_app(config)
+import gc; gc.collect(); gc.freeze()  # as `hexflow server` does
+uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning", access_log=False)
 """
 
 FUNCTIONS = r"""

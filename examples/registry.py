@@ -33,6 +33,7 @@ EXAMPLE_MODULES: list[str] = [
     "hexflow_examples.archetype1_simulation.workflow",
     "hexflow_examples.archetype3_rapid_analysis.workflow",
     "hexflow_examples.archetype5_data_lifecycle.workflow",
+    "hexflow_examples.archetype6_event_api.demo",
 ]
 
 

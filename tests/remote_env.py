@@ -49,8 +49,9 @@ def admin(tmp: Path, env: dict[str, str], *args: str) -> Any:
     return json.loads(result.stdout) if "--json" in args else result.stdout
 
 
-def live_server(tmp: Path, *extra: str) -> Iterator[Live]:
-    home, db = tmp / "home", f"sqlite:///{tmp / 'server.db'}"
+def live_server(tmp: Path, *extra: str, db: str | None = None) -> Iterator[Live]:
+    """The server on ``db`` (default: a new SQLite file in ``tmp``)."""
+    home, db = tmp / "home", db or f"sqlite:///{tmp / 'server.db'}"
     cli_env = {**os.environ, "HEXFLOW_HOME": str(home), "HEXFLOW_DB": db}
     for user in ("alice", "bob", "carol"):
         admin(tmp, cli_env, "user", "create", user)

@@ -43,6 +43,7 @@ _EXPORTS = {
     "SpecError": "hexflow.errors",
     "WorkflowFileError": "hexflow.errors",
     "TaskFailed": "hexflow.errors",
+    "FunctionFailed": "hexflow.errors",
     "Preempted": "hexflow.errors",
     "Client": "hexflow.client",
 }
@@ -50,6 +51,7 @@ _EXPORTS = {
 __all__ = [
     "Client",
     "Dataset",
+    "FunctionFailed",
     "HexflowError",
     "Preempted",
     "QoS",
@@ -76,7 +78,14 @@ __all__ = [
 
 if TYPE_CHECKING:
     from hexflow.client import Client
-    from hexflow.errors import HexflowError, Preempted, SpecError, TaskFailed, WorkflowFileError
+    from hexflow.errors import (
+        FunctionFailed,
+        HexflowError,
+        Preempted,
+        SpecError,
+        TaskFailed,
+        WorkflowFileError,
+    )
     from hexflow.flow.context import (
         checkpoint_dir,
         input_path,

@@ -79,6 +79,15 @@ class TaskFailed(HexflowError):
     """
 
 
+class FunctionFailed(HexflowError):
+    """A function invoked through the gateway failed or timed out; raised by the SDK's
+    ``Client.invoke`` and ``Invocation.result()``.
+
+    ``fields``: ``invocation``, ``function``, ``state`` (failed, timed_out), ``error`` and
+    ``traceback`` (the remote traceback, also printed as a note of the exception).
+    """
+
+
 class Preempted(HexflowError):
     """Raised by a task that stopped early on a preemption notice, its checkpoint saved.
 

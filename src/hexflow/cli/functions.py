@@ -257,7 +257,7 @@ def invocation(
 @triggers_app.command("create")
 def create_trigger(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Option("--kind", help="webhook, file, schedule or event")],
+    kind: Annotated[str, typer.Option("--kind", help="webhook, file, schedule, event or dataset")],
     function: Annotated[str, typer.Option("--function", help="The function it calls.")],
     config: Annotated[
         str | None,

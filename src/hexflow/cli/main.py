@@ -433,11 +433,26 @@ def demo(
     if as_json:
         print_json(report)
     else:
-        from rich.pretty import Pretty
-
-        out.print(Pretty(report))
-        out.print("[green]ok[/]" if report.get("ok") else "[red]FAILED[/]")
+        print_demo_report(report)
     raise typer.Exit(0 if report.get("ok") else 1)
+
+
+def print_demo_report(report: dict[str, Any]) -> None:
+    """A demo's report: its figures, then its summary ``table`` (title, columns, rows) if it
+    has one, then ok or FAILED."""
+    from rich.pretty import Pretty
+    from rich.table import Table
+
+    summary = report.get("table")
+    out.print(Pretty({k: v for k, v in report.items() if k != "table"}))
+    if isinstance(summary, dict) and summary.get("columns"):
+        table = Table(title=str(summary.get("title", "")))
+        for col in summary["columns"]:
+            table.add_column(str(col))
+        for row in summary.get("rows", []):
+            table.add_row(*(str(cell) for cell in row))
+        out.print(table)
+    out.print("[green]ok[/]" if report.get("ok") else "[red]FAILED[/]")
 
 
 from hexflow.cli.sim import sim_app  # noqa: E402

@@ -4,6 +4,7 @@ on uvicorn. SQLite in --home by default; ``--db postgresql+psycopg://...`` for P
 from __future__ import annotations
 
 import dataclasses
+import gc
 from pathlib import Path
 from typing import Annotated
 
@@ -62,6 +63,15 @@ def server(
             "perlmutter=local).",
         ),
     ] = None,
+    sfapi_endpoint: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sfapi-endpoint",
+            help="SFAPI Globus endpoint and what it reaches, NAME=files (the project "
+            "directories) or NAME=TIER[@SITE] (repeat; default: the machines and dtn are "
+            "files, each local tier is its name).",
+        ),
+    ] = None,
     outages: Annotated[
         Path | None,
         typer.Option(help="JSON file of announced site outages (docs/service.md)."),
@@ -105,6 +115,7 @@ def server(
             token_urls=tuple(token_url or ()),
             python_workflows=python_workflows,
             sfapi_machines=_machines(sfapi_machine) or ServiceConfig.sfapi_machines,
+            sfapi_endpoints=_pairs(sfapi_endpoint, "--sfapi-endpoint", "dtn=files") or None,
             outages=load_outages(outages.read_text(), str(outages)) if outages else (),
             storage=load_storage(settings.home, storage),
             lifecycle_interval=lifecycle_interval,
@@ -114,14 +125,23 @@ def server(
         _err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
         raise typer.Exit(2) from None
     _err.print(f"hexflow server on http://{host}:{port} (API docs at /docs)", highlight=False)
+    # Everything loaded so far (modules, classes, the app) lives as long as the server: kept
+    # out of the cyclic garbage collector's full passes, which otherwise walk it all
+    # (~100 ms every few seconds under load: the tail of the gateway's latency).
+    gc.collect()
+    gc.freeze()
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 
 def _machines(items: list[str] | None) -> tuple[tuple[str, str], ...]:
+    return _pairs(items, "--sfapi-machine", "perlmutter=local")
+
+
+def _pairs(items: list[str] | None, option: str, example: str) -> tuple[tuple[str, str], ...]:
     out = []
     for item in items or ():
-        name, sep, site = item.partition("=")
-        if not sep or not name or not site:
-            raise SpecError(f"--sfapi-machine {item!r}: expected NAME=SITE, e.g. perlmutter=local")
-        out.append((name, site))
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise SpecError(f"{option} {item!r}: expected NAME=VALUE, e.g. {example}")
+        out.append((name, value))
     return tuple(out)

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from hexflow.client._functions import FunctionsAPI
 from hexflow.client._http import Transport
 from hexflow.client._runs import RemoteFuture, RemoteRun
 from hexflow.client._sse import Event, parse_events
@@ -25,9 +26,10 @@ from hexflow.flow import wire
 _TYPES = {".yaml": "application/yaml", ".yml": "application/yaml", ".json": "application/json"}
 
 
-class Client:
+class Client(FunctionsAPI):
     """A connection to ``hexflow server`` at ``url`` with a bearer ``token`` (an API token
-    from ``hexflow admin token create``, or an OAuth access token)."""
+    from ``hexflow admin token create``, or an OAuth access token). Functions, triggers
+    and the event log: see ``FunctionsAPI``."""
 
     def __init__(
         self,

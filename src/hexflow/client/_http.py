@@ -58,20 +58,28 @@ class Transport:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         retry_conflict: bool = False,
+        idempotent: bool = True,
+        timeout: float | None = None,
     ) -> Any:
-        """The JSON answer of a request, after retries; errors raise hexflow exceptions."""
+        """The JSON answer of a request, after retries; errors raise hexflow exceptions.
+
+        ``idempotent=False`` (a function call, a new trigger: doing it twice is not doing
+        it once) retries only what never reached the server: a refused connection.
+        ``timeout`` overrides the client's for this request (a call that waits long)."""
         delay = 0.2
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
                 response = self.http.request(
-                    method, path, params=params, content=content, headers=headers
+                    method, path, params=params, content=content, headers=headers, **extra
                 )
             except httpx.TransportError as exc:
-                if last:
+                unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                if last or not (idempotent or unsent):
                     raise unreachable(self.url, exc) from None
             else:
-                again = response.status_code in RETRY_STATUS or (
+                again = (idempotent and response.status_code in RETRY_STATUS) or (
                     retry_conflict and response.status_code == 409
                 )
                 if not again or last:

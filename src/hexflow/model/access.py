@@ -113,6 +113,18 @@ class Membership:
 
 
 @dataclass(frozen=True, slots=True)
+class UserGroup:
+    """A named set of users inside one project (the SFAPI facade's groups); its members
+    are always members of the project too."""
+
+    name: str
+    project: str
+    members: tuple[str, ...] = ()
+    created_by: str = ""
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class ApiToken:
     """A long-lived bearer token; only a hash of its secret is ever stored."""
 

@@ -9,6 +9,9 @@ Kinds and their ``config``:
 - ``schedule``: ``{"cron": "*/5 * * * *"}`` or ``{"every": seconds}``.
 - ``event``: ``{"kinds": ["run.succeeded", "task.*"], "where": {"subject": RUN},
   "once": bool}``: every logged event of those kinds whose fields equal ``where``.
+- ``dataset``: ``{"dataset": "raw-*", "where": {...}}``: every new version of the
+  project's datasets whose name matches the glob (default ``*``), a
+  ``dataset.version_created`` event (``event`` with those kinds says the same, longer).
 
 Every trigger fires through the event bus: the webhook, arrival or tick is logged as an
 event first, then the event calls the function (once per trigger and event).
@@ -19,10 +22,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from fnmatch import fnmatchcase
 from typing import Any
 
 from hexflow.errors import SpecError
 from hexflow.model.events import (
+    DATASET_VERSION_CREATED,
     FILE_ARRIVED,
     SCHEDULE_FIRED,
     WEBHOOK_RECEIVED,
@@ -38,6 +43,7 @@ class TriggerKind(StrEnum):
     FILE = "file"
     SCHEDULE = "schedule"
     EVENT = "event"
+    DATASET = "dataset"
 
 
 @dataclass(slots=True)
@@ -66,6 +72,12 @@ class Trigger:
             if not any(kind_matches(k, event.kind) for k in kinds):
                 return False
             return data_matches(self.config.get("where") or {}, event)
+        if self.kind is TriggerKind.DATASET:
+            return (
+                event.kind == DATASET_VERSION_CREATED
+                and fnmatchcase(str(event.data.get("dataset", "")), self.config["dataset"])
+                and data_matches(self.config.get("where") or {}, event)
+            )
         own = {
             TriggerKind.WEBHOOK: WEBHOOK_RECEIVED,
             TriggerKind.FILE: FILE_ARRIVED,
@@ -99,6 +111,7 @@ def check_trigger_config(kind: TriggerKind, config: Mapping[str, Any]) -> dict[s
         TriggerKind.FILE: {"path", "pattern", "marker", "stable_for"},
         TriggerKind.SCHEDULE: {"cron", "every"},
         TriggerKind.EVENT: {"kinds", "where", "once"},
+        TriggerKind.DATASET: {"dataset", "where"},
     }[kind]
     for name in config:
         if name not in allowed:
@@ -130,6 +143,14 @@ def check_trigger_config(kind: TriggerKind, config: Mapping[str, Any]) -> dict[s
             out["every"] = _number(out["every"], "every", 0.01, 366 * 86400)
         elif not isinstance(out["cron"], str):
             raise SpecError("cron: a cron expression string", field="config.cron")
+    elif kind is TriggerKind.DATASET:
+        pattern = out.get("dataset", "*")
+        if not isinstance(pattern, str) or not pattern:
+            raise SpecError(
+                "dataset: a dataset name or a glob such as 'raw-*'", field="config.dataset"
+            )
+        out["dataset"] = pattern
+        out["where"] = _where(out)
     else:
         kinds = out.get("kinds")
         if isinstance(kinds, str):
@@ -145,16 +166,21 @@ def check_trigger_config(kind: TriggerKind, config: Mapping[str, Any]) -> dict[s
                 raise SpecError(
                     f"unknown event kind {pattern!r}",
                     hint="task.<state>, run.<state>, webhook.received, schedule.fired, "
-                    "file.arrived, function.invoked, function.finished, or a prefix.*",
+                    "file.arrived, function.invoked, function.finished, "
+                    "dataset.version_created, site.state_changed, task.moved, or a prefix.*",
                     field=f"config.kinds.{i}",
                 )
         out["kinds"] = kinds
-        where = out.get("where") or {}
-        if not isinstance(where, dict):
-            raise SpecError("where: an object of field -> value", field="config.where")
-        out["where"] = where
+        out["where"] = _where(out)
         out["once"] = bool(out.get("once", False))
     return out
+
+
+def _where(config: Mapping[str, Any]) -> dict[str, Any]:
+    where = config.get("where") or {}
+    if not isinstance(where, dict):
+        raise SpecError("where: an object of field -> value", field="config.where")
+    return where
 
 
 def _number(value: Any, name: str, low: float, high: float) -> float:

@@ -116,11 +116,11 @@ class Audit:
             actor=actor,
             project=note.project,
             action=action,
-            target=note.target,
+            target=_printable(note.target),
             outcome=outcome,
             status=status,
             source=source,
-            detail=detail,
+            detail=None if detail is None else _printable(detail),
         )
 
     def entries(
@@ -156,3 +156,9 @@ class Audit:
         )
         more = len(items) == limit
         return items, encode_cursor(items[-1].id) if items and more else None
+
+
+def _printable(text: str) -> str:
+    """``text`` without NUL bytes, which a caller may send (in a path) and PostgreSQL
+    refuses in text columns: the entry is written, the NUL shown as ``\\0``."""
+    return text.replace("\0", "\\0") if "\0" in text else text

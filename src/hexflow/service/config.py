@@ -33,12 +33,18 @@ class ServiceConfig:
     # SFAPI facade (docs/sfapi.md): machine name -> site. sfapi_client accepts only its own
     # machine names (perlmutter, dtns, dtn01), so they map to the local site by default.
     sfapi_machines: tuple[tuple[str, str], ...] = (("perlmutter", "local"),)
+    # SFAPI Globus endpoints: name -> "files" (the project directories) or TIER[@SITE].
+    # None: the machines and "dtn" are "files", and every local tier is its own name.
+    sfapi_endpoints: tuple[tuple[str, str], ...] | None = None
     outages: tuple[SiteOutage, ...] = ()  # announced outages (--outages FILE)
     events: EventsConfig = field(default_factory=EventsConfig)  # bus, functions, triggers
     # Storage tiers, quotas (docs/data.md); None: $HEXFLOW_HOME/storage.yaml or the defaults
     storage: StorageConfig | None = None
     # Seconds between two passes of the storage settings' lifecycle rules (0: never)
     lifecycle_interval: float = 3600.0
+    # Seconds between two looks at the sites file's sites for site.state_changed events
+    # (None: the sites file's check_interval; 0: never)
+    site_check_interval: float | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -22,6 +22,9 @@ from hexflow.service.manager import RunManager
 from hexflow.service.oauth import OAuthService
 from hexflow.service.runs import RunService
 from hexflow.service.sfapi import AccountViews, SfapiJobs, StatusViews
+from hexflow.service.sfapi.globus import GlobusTransfers, endpoints
+from hexflow.service.sfapi.groups import SfapiGroups
+from hexflow.service.site_events import SiteEvents
 from hexflow.service.sites import LocalSite, SiteRegistry, Usage, monitored_sites
 from hexflow.service.tasks import TaskService
 from hexflow.service.tokens import AccessTokens
@@ -34,6 +37,11 @@ class Service:
         self.config = config
         self.clock = clock
         config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Settings that can be wrong are checked before anything is opened
+        storage = config.storage or load_storage(config.home)
+        globus_endpoints = endpoints(
+            config.sfapi_endpoints, [m for m, _ in config.sfapi_machines], storage
+        )
         self.db = ServiceDb(config.db_url)
         try:
             self.tokens = AccessTokens(
@@ -67,11 +75,22 @@ class Service:
             outages=config.outages,
         )
         self.sites = SiteRegistry([local])  # Slurm/Dask sites register here too
+        self.site_events: SiteEvents | None = None
         if settings.sites is not None:  # the sites file's, with the engines' states
             from hexflow.flow.sites import monitor
 
             for site in monitored_sites(monitor(settings).status):
                 self.sites.register(site)
+            # site.state_changed events, whether or not a run is active (docs/sites.md)
+            self.site_events = SiteEvents(
+                self.db,
+                monitor(settings).observe,
+                {s.name: s.projects for s in settings.sites.sites},
+                interval=settings.sites.check_interval
+                if config.site_check_interval is None
+                else config.site_check_interval,
+                clock=clock,
+            )
         machines = dict(config.sfapi_machines)
         self.sfapi = SfapiJobs(
             home=config.home,
@@ -84,6 +103,7 @@ class Service:
         )
         self.sfapi_status = StatusViews(self.sites, machines)
         self.sfapi_account = AccountViews(self.db)
+        self.sfapi_groups = SfapiGroups(self.db, self.audit, clock)
         # The event bus, functions and triggers; started on the app's loop (``start_events``).
         self.events = EventSystem(
             self.db, config.events, home=config.home, clock=clock, cwd=str(settings.workdir)
@@ -93,8 +113,14 @@ class Service:
         )
         self.triggers = TriggerService(self.events, self.audit)
         self.event_log = EventService(self.events)
-        storage = config.storage or load_storage(config.home)
         self.data = DataService(config.db_url, storage, self.audit, clock=clock)
+        self.sfapi_globus = GlobusTransfers(
+            home=config.home,
+            data=self.data,
+            audit=self.audit,
+            endpoints=globus_endpoints,
+            clock=clock,
+        )
         self.manager.task_hook = TaskData(config.db_url, storage)  # tasks' datasets
         # The lifecycle rules, applied on a schedule (docs/data.md)
         self.lifecycle = LifecycleSchedule(
@@ -113,9 +139,13 @@ class Service:
         """Start driving runs; returns the ids of the runs resumed after a restart."""
         self.services_supervisor.start()
         self.lifecycle.start()
+        if self.site_events is not None:
+            self.site_events.start()
         return self.manager.start(self.db if self.config.resume_on_start else None)
 
     def close(self) -> None:
+        if self.site_events is not None:
+            self.site_events.stop()
         self.services_supervisor.stop()
         self.lifecycle.stop()
         self.manager.stop()

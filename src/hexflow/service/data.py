@@ -172,6 +172,14 @@ class DataService:
             self._start(project, rec.id)
             return rec
 
+    def start_checked(self, project: str, source: str, destination: str) -> TransferRecord:
+        """Plan and start a transfer whose ends the caller has authorized and confined
+        itself (the SFAPI facade: local paths inside the project's directories); not
+        audited here, the caller audits it."""
+        rec = self._data(project).transfers.plan(source, destination)
+        self._start(project, rec.id)
+        return rec
+
     def _start(self, project: str, transfer_id: str) -> None:
         with self._lock:
             if transfer_id in self._active:

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import exists, insert, select, update
 
-from hexflow.errors import NotFound
+from hexflow.errors import Conflict, NotFound
 from hexflow.model.access import (
     ApiToken,
     Membership,
@@ -23,7 +23,14 @@ from hexflow.model.access import (
     format_scopes,
     parse_scopes,
 )
-from hexflow.store.service_schema import api_tokens, memberships, oauth_clients, projects, users
+from hexflow.store.service_schema import (
+    api_tokens,
+    memberships,
+    oauth_clients,
+    projects,
+    user_groups,
+    users,
+)
 
 if TYPE_CHECKING:
     from hexflow.store.service_db import ServiceDb
@@ -57,6 +64,11 @@ class Accounts:
         """The project and its first members, all or nothing."""
         self._require_users([user for user, _ in members])
         with self._db.write(conflict=f"project {name!r} exists already") as conn:
+            if conn.execute(select(exists().where(user_groups.c.name == name))).scalar():
+                raise Conflict(
+                    f"the name {name!r} is taken by a group",
+                    hint="group and project names share one namespace; pick another name",
+                )
             conn.execute(
                 insert(projects).values(name=name, description=description, created_at=now)
             )

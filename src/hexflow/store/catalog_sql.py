@@ -34,6 +34,8 @@ from hexflow.model.datasets import (
     VersionRecord,
     meta_pairs,
 )
+from hexflow.model.events import DATASET_VERSION_CREATED, NewEvent
+from hexflow.store import events_sql
 from hexflow.store.data_schema import (
     FTS_CONFIG,
     activities,
@@ -293,6 +295,27 @@ def fts_query(words: str) -> str:
     return " ".join(terms)
 
 
+def version_event(v: VersionRecord) -> NewEvent:
+    """The ``dataset.version_created`` event of a new version, logged in the transaction
+    that creates it (so a version exists exactly when its event does)."""
+    return NewEvent(
+        DATASET_VERSION_CREATED,
+        v.project,
+        v.ref,
+        v.created_at,
+        {
+            "dataset": v.name,
+            "version": v.number,
+            "ref": v.ref,
+            "digest": v.digest,
+            "pid": v.pid,
+            "size": v.size,
+            "files": v.files,
+            "title": str(v.metadata.get("title") or v.name),
+        },
+    )
+
+
 class CatalogSql:
     def __init__(self, db: DataDb) -> None:
         self._db = db
@@ -408,6 +431,23 @@ class CatalogSql:
             conn.execute(insert(version_meta), metas)
         if self._db.dialect == "sqlite":
             conn.execute(_FTS_INSERT, texts)
+        created = [
+            version_event(
+                VersionRecord(
+                    project=row["project"],
+                    name=row["name"],
+                    number=number,
+                    digest=row["digest"],
+                    pid=row["pid"],
+                    created_at=now,
+                    size=sum(e.size for e in row["entries"]),
+                    files=len(row["entries"]),
+                    metadata=row["metadata"],
+                )
+            )
+            for row, number in fresh
+        ]
+        events_sql.append(conn, created, numbers=False)
         return len(fresh)
 
     def _add(
@@ -480,6 +520,7 @@ class CatalogSql:
             files=len(entries),
             metadata=metadata,
         )
+        events_sql.append(conn, [version_event(record)], numbers=False)
         return record, True
 
     # ------------------------------------------------------------ reading versions

@@ -131,19 +131,25 @@ def _row(inv: Invocation) -> dict[str, Any]:
 
 
 def insert_invocations(conn: Connection, new: Sequence[Invocation]) -> set[str]:
-    """Insert ``new``; returns the ids of those skipped because their key was taken."""
-    plain = [_row(i) for i in new if i.key is None]
-    if plain:
-        conn.execute(insert(invocations), plain)
+    """Insert ``new``; returns the ids of those skipped because their key was taken (by a
+    row already stored, or by an earlier invocation of ``new``). One lookup of the keys
+    and one ``executemany`` for the batch."""
+    keys = [i.key for i in new if i.key is not None]
+    taken: set[str] = set()
+    for chunk in (keys[i : i + 500] for i in range(0, len(keys), 500)):
+        query = select(invocations.c.key).where(invocations.c.key.in_(chunk))
+        taken.update(k for (k,) in conn.execute(query))
     skipped: set[str] = set()
+    rows = []
     for inv in new:
-        if inv.key is None:
-            continue
-        taken = conn.execute(select(invocations.c.id).where(invocations.c.key == inv.key)).first()
-        if taken is not None:
-            skipped.add(inv.id)
-        else:
-            conn.execute(insert(invocations).values(_row(inv)))
+        if inv.key is not None:
+            if inv.key in taken:
+                skipped.add(inv.id)
+                continue
+            taken.add(inv.key)
+        rows.append(_row(inv))
+    if rows:
+        conn.execute(insert(invocations), rows)
     return skipped
 
 

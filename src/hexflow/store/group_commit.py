@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, fields
 from itertools import chain
 from typing import Any
@@ -107,8 +108,10 @@ class GroupWriter:
         *,
         max_batch: int = 256,
         clock: Callable[[], float] = time.time,
+        write_lock: AbstractContextManager[Any] | None = None,
     ) -> None:
         self._engine = engine
+        self._write_lock = write_lock if write_lock is not None else nullcontext()
         self._max_batch = max(1, max_batch)
         self._now = clock
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -224,16 +227,17 @@ class GroupWriter:
         dialect = self._engine.dialect
         if dialect.name == "sqlite":
             con: sqlite3.Connection = self._held().driver_connection
-            try:
-                con.execute("BEGIN")
-                if purge:
-                    con.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (expired,))
-                _insert_raw(con.execute, items, "?", con.getlimit(_SQLITE_VARIABLES))
-                con.commit()
-            except BaseException:
-                if con.in_transaction:
-                    con.rollback()
-                raise
+            with self._write_lock:
+                try:
+                    con.execute("BEGIN")
+                    if purge:
+                        con.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (expired,))
+                    _insert_raw(con.execute, items, "?", con.getlimit(_SQLITE_VARIABLES))
+                    con.commit()
+                except BaseException:
+                    if con.in_transaction:
+                        con.rollback()
+                    raise
         elif dialect.name == "postgresql" and dialect.driver == "psycopg":
             pg = self._held().driver_connection
             try:
@@ -250,7 +254,7 @@ class GroupWriter:
                     raise _StoreFailure(exc) from exc
                 raise
         else:
-            with self._engine.begin() as conn:
+            with self._write_lock, self._engine.begin() as conn:
                 if purge:
                     conn.execute(
                         delete(idempotency_keys).where(idempotency_keys.c.created_at < expired)

@@ -19,7 +19,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_HEAD = "0011"
+SCHEMA_HEAD = "0012"
 
 metadata = MetaData()
 

@@ -8,8 +8,9 @@ tasks (by project, paginated) and owns the service tables.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Connection
@@ -32,6 +33,12 @@ class ServiceDb:
             self.engine = _make_engine(url, pool_size=16)
             _migrate(self.engine)
             self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            # SQLite has one writer at a time; a writer that finds the database locked
+            # sleeps in SQLite's busy handler (1, 2, 5, 10 ... 100 ms steps) and wakes
+            # late. This process's writers queue on a lock instead: handed over at once.
+            self.write_lock: AbstractContextManager[Any] = (
+                threading.RLock() if url.startswith("sqlite") else nullcontext()
+            )
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"cannot open the service database at {_redact(url)}: {exc}",
@@ -39,13 +46,15 @@ class ServiceDb:
             ) from exc
         from hexflow.store.accounts import Accounts
         from hexflow.store.group_commit import GroupWriter
+        from hexflow.store.groups import Groups
         from hexflow.store.run_queries import RunQueries
         from hexflow.store.service_log import ServiceLog
 
         # New runs, idempotency keys and audit rows: group-committed (its thread starts
         # with the first write).
-        self.writer = GroupWriter(self.engine)
+        self.writer = GroupWriter(self.engine, write_lock=self.write_lock)
         self.accounts = Accounts(self)
+        self.groups = Groups(self)
         self.log = ServiceLog(self)
         self.runs = RunQueries(self)
 
@@ -53,7 +62,7 @@ class ServiceDb:
     def write(self, conflict: str | None = None) -> Iterator[Connection]:
         """One transaction; a unique-key violation becomes ``Conflict(conflict)`` if given."""
         try:
-            with self.engine.begin() as conn:
+            with self.write_lock, self.engine.begin() as conn:
                 yield conn
         except IntegrityError as exc:
             if conflict is not None:

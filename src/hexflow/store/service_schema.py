@@ -1,5 +1,6 @@
 """Tables of service mode: users, projects, memberships, API tokens, OAuth clients, used
-client assertions, the audit log and idempotency keys (migration 0005).
+client assertions, the audit log and idempotency keys (migration 0005), and the groups of
+the SFAPI facade (0012).
 
 They live on the store's one ``metadata`` (``schema.py`` imports this module), so Alembic
 and the schema test see a single schema. Names are the keys: user and project names never
@@ -112,4 +113,25 @@ idempotency_keys = Table(
     Column("project", String(64), nullable=False),
     Column("created_at", Float, nullable=False),
     Index("ix_idempotency_created", "created_at"),
+)
+
+# SFAPI groups (migration 0012): named sets of users inside one project. Group and project
+# names share one namespace, since a project is also shown as the group of its members.
+user_groups = Table(
+    "user_groups",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("project_name", String(64), ForeignKey("projects.name"), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_user_groups_project", "project_name"),
+)
+
+user_group_members = Table(
+    "user_group_members",
+    metadata,
+    Column("group_name", String(64), ForeignKey("user_groups.name"), primary_key=True),
+    Column("user_name", String(64), ForeignKey("users.name"), primary_key=True),
+    Column("added_by", String(64), nullable=False),
+    Column("added_at", Float, nullable=False),
 )

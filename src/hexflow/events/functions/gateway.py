@@ -81,6 +81,7 @@ class FunctionGateway:
         self._blobs: dict[tuple[str, str, int], bytes] = {}
         # What the next group commit writes, and what waits for it.
         self._new: list[tuple[Invocation, FunctionDef, asyncio.Future[Invocation]]] = []
+        self._keyed: dict[str, asyncio.Future[Invocation]] = {}  # keys of self._new, in flight
         self._changed: dict[str, Invocation] = {}
         self._events: list[NewEvent] = []
         self._kick: asyncio.Event | None = None
@@ -161,6 +162,8 @@ class FunctionGateway:
         """Record an invocation and queue it; returns it once committed. With a ``key``
         used before, returns that earlier invocation and runs nothing."""
         assert self._loop is not None, "FunctionGateway.start first"
+        if key is not None and key in self._keyed:  # the same key, not yet committed
+            return await asyncio.shield(self._keyed[key])
         now = self._now()
         inv = Invocation(
             id=invocation_id or uuid.uuid4().hex[:16],
@@ -176,6 +179,8 @@ class FunctionGateway:
         )
         done: asyncio.Future[Invocation] = self._loop.create_future()
         self._new.append((inv, fn, done))
+        if key is not None:
+            self._keyed[key] = done
         self._events.append(
             NewEvent(
                 FUNCTION_INVOKED,
@@ -248,7 +253,8 @@ class FunctionGateway:
         except Exception as exc:  # noqa: BLE001 - the callers get the error; nothing ran
             log.exception("function gateway: write failed")
             error = exc if isinstance(exc, HexflowError) else StoreError(f"write failed: {exc}")
-            for _, _, done in new:
+            for inv, _, done in new:
+                self._keyed.pop(inv.key or "", None)
                 if not done.done():
                     done.set_exception(error)
             for inv in changed.values():  # keep them for the next try
@@ -260,6 +266,8 @@ class FunctionGateway:
         if new:
             self._faults.reach(INVOCATION_COMMITTED)
         for inv, fn, done in new:
+            if inv.key is not None:
+                self._keyed.pop(inv.key, None)
             if inv.id in skipped:
                 earlier = await asyncio.to_thread(self._by_key, inv.key or "")
                 if not done.done():

@@ -4,6 +4,13 @@ A webhook request, a file arrival or a schedule tick is first logged as an event
 so a retry or a second server logs it once); the ``triggers`` consumer of the bus then
 calls the function of every trigger the event matches. Each call is keyed
 ``trigger:<id>:<seq>``: delivered twice (after a crash), an event still calls once.
+
+Events this process logs itself (webhooks, file arrivals) are also fired at once, from
+memory, as soon as they are committed (``_deliver_local``), instead of waiting for the
+consumer to read them back; the consumer then waits for that firing and moves on. Its
+offset still moves only once every event before it has been handled, so a crash loses
+nothing: what was not yet handled is delivered again, and the keys make it call once.
+Firing statistics are written in batches off the event path (``_record_later``).
 """
 
 from __future__ import annotations
@@ -61,6 +68,10 @@ class TriggerManager:
         # Webhook events waiting for the next group commit, and what waits for them.
         self._hooks: list[tuple[str, str, float, NewEvent, asyncio.Future[Event]]] = []
         self._hooks_kick: asyncio.Event | None = None
+        # Firings of events logged here, by seq, until the consumer reaches them.
+        self._local: dict[int, asyncio.Task[None]] = {}
+        self._firings: list[tuple[Trigger, Event, str | None]] = []  # stats not yet written
+        self._firings_due: asyncio.TimerHandle | None = None
         bus.register(CONSUMER, self.handle)
 
     # ------------------------------------------------------------------ lifecycle
@@ -76,11 +87,18 @@ class TriggerManager:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        firing = set(self._local.values())
+        for task in [*self._tasks, *firing]:
             task.cancel()
-        if self._tasks:  # bounded: a task stuck in I/O must not hold the server's exit
-            await asyncio.wait(self._tasks, timeout=5)
-        self._tasks = []
+        if self._tasks or firing:  # bounded: a task stuck in I/O must not hold the exit
+            await asyncio.wait([*self._tasks, *firing], timeout=5)
+        self._tasks, self._local = [], {}
+        if self._firings_due is not None:
+            self._firings_due.cancel()
+            self._firings_due = None
+        batch, self._firings = self._firings, []
+        if batch:
+            await asyncio.to_thread(self._record_firings, batch)
 
     def reload(self) -> None:
         """Read the triggers again (another server or process may have changed them)."""
@@ -242,6 +260,7 @@ class TriggerManager:
                         if not done.done():
                             done.set_exception(exc)
                     continue
+                self._deliver_local([e for e in logged if e is not None])
                 self.bus.wake()
                 for (*_, done), event in zip(batch, logged, strict=True):
                     if done.done():
@@ -295,7 +314,7 @@ class TriggerManager:
             {"trigger": trigger.id, "path": str(path), "name": path.name, "size": st.st_size},
             key=f"file:{trigger.id}:{path}:{st.st_size}:{st.st_mtime_ns}",
         )
-        await asyncio.to_thread(self.bus.log.append, [event])
+        self._deliver_local(await asyncio.to_thread(self.bus.log.append, [event]))
         self.bus.wake()
 
     async def _scheduler(self) -> None:
@@ -344,18 +363,52 @@ class TriggerManager:
 
     # ------------------------------------------------------------------ firing
     async def handle(self, events: list[Event]) -> None:
-        """The bus consumer: call the function of every trigger each event matches."""
+        """The bus consumer: call the function of every trigger each event matches (events
+        fired from memory already: wait for that firing instead)."""
         if self._now() - self._checked_at > 0.5:  # another server may have changed them
             self._checked_at = self._now()
             await asyncio.to_thread(self._reload_if_changed)
+        mine = {ev.seq for ev in events if ev.seq in self._local}
+        firing = {self._local.pop(seq) for seq in mine}
+        if firing:
+            await asyncio.gather(*firing)
+        await self._fire_events([ev for ev in events if ev.seq not in mine])
+
+    def _deliver_local(self, events: list[Event]) -> None:
+        """Fire the triggers of events just committed by this process, from memory."""
+        if not events or self._loop is None:
+            return
+        task = self._loop.create_task(self._fire_events(events))
+        for ev in events:
+            self._local[ev.seq] = task
+
+    async def _fire_events(self, events: list[Event]) -> None:
         firings = [(t, ev) for ev in events for t in list(self._triggers.values()) if t.matches(ev)]
         if not firings:
             return
         results = await asyncio.gather(*(self._fire(t, ev) for t, ev in firings))
         done = [(t, ev, err) for (t, ev), err in zip(firings, results, strict=True) if err != "dup"]
-        if done:  # statistics of the triggers: off the event path
-            assert self._loop is not None
-            self._loop.run_in_executor(None, self._record_firings, done)
+        if done:
+            self._record_later(done)
+
+    def _record_later(self, done: list[tuple[Trigger, Event, str | None]]) -> None:
+        """Statistics of the triggers: batched, off the event path (at most 4 writes/s). A
+        ``once`` trigger stops matching at once, in memory; the database follows."""
+        once = {t.id for t, _, err in done if t.config.get("once") and err is None}
+        if once:
+            self._triggers = {
+                k: (replace(t, enabled=False) if k in once else t)
+                for k, t in self._triggers.items()
+            }
+        self._firings.extend(done)
+        if self._firings_due is None and self._loop is not None:
+            self._firings_due = self._loop.call_later(0.25, self._flush_firings)
+
+    def _flush_firings(self) -> None:
+        self._firings_due = None
+        batch, self._firings = self._firings, []
+        if batch and self._loop is not None:
+            self._loop.run_in_executor(None, self._record_firings, batch)
 
     async def _fire(self, trigger: Trigger, event: Event) -> str | None:
         """None: called; "dup": called before (a redelivery); else the error."""

@@ -27,6 +27,7 @@ from hexflow.service.api import (
     sfapi_compute,
     sfapi_files,
     sfapi_public,
+    sfapi_storage,
     sites,
     storage,
     streams,
@@ -101,6 +102,6 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app.include_router(triggers.hooks)
     for data in (storage, transfers, datasets):  # docs/data.md
         app.include_router(data.router)
-    for facade in (sfapi_public, sfapi_compute, sfapi_files, sfapi_account):
+    for facade in (sfapi_public, sfapi_compute, sfapi_files, sfapi_account, sfapi_storage):
         app.include_router(facade.router)
     return app

@@ -58,5 +58,11 @@ async def submitter(who: Annotated[Principal, Depends(caller)]) -> Principal:
     return who
 
 
+async def administrator(who: Annotated[Principal, Depends(caller)]) -> Principal:
+    who.require_scope(Scope.ADMIN)
+    return who
+
+
 ReaderCaller = Annotated[Principal, Depends(reader)]
 SubmitterCaller = Annotated[Principal, Depends(submitter)]
+AdminCaller = Annotated[Principal, Depends(administrator)]

@@ -108,7 +108,7 @@ class InvocationPage(BaseModel):
 
 class TriggerIn(BaseModel):
     name: str = ""
-    kind: str = Field(description="webhook, file, schedule or event")
+    kind: str = Field(description="webhook, file, schedule, event or dataset")
     function: str = Field(description="the function the trigger calls")
     config: dict[str, Any] = Field(default_factory=dict, description="see docs/events.md")
     args: dict[str, Any] = Field(default_factory=dict, description="constant arguments")

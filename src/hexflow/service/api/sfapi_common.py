@@ -3,10 +3,11 @@ caller's scope before the request body is read (so a missing scope is a 403, not
 
 from __future__ import annotations
 
-from hexflow.service.api.deps import ReaderCaller, SubmitterCaller
+from hexflow.service.api.deps import AdminCaller, ReaderCaller, SubmitterCaller
 
 PREFIX = "/api/v1.2"
 
 
 Reader = ReaderCaller
 Submitter = SubmitterCaller
+Admin = AdminCaller

@@ -1,5 +1,6 @@
 """SFAPI v1.2 public routes (no token, as sfapi_client calls them): status, outages, notes
-and meta. The fixed paths come before ``status/{name}`` so they win."""
+and meta (``status/globus``: the transfer service). The fixed paths come before
+``status/{name}`` so they win."""
 
 from __future__ import annotations
 
@@ -54,6 +55,12 @@ def notes_of(name: str, svc: Svc) -> list[dict[str, Any]]:
     return svc.sfapi_status.notes(name, svc.clock())
 
 
+@router.get("/status/globus")
+def globus_status(svc: Svc) -> dict[str, Any]:
+    """The transfer service (``client.storage.globus()``) and its endpoints."""
+    return svc.sfapi_globus.status(svc.clock())
+
+
 @router.get("/status/{name}")
 def status(name: str, svc: Svc) -> dict[str, Any]:
     """One machine's status: active, degraded or unavailable (during an outage)."""
@@ -83,6 +90,7 @@ PUBLIC = frozenset(
         "/status/outages/{name}",
         "/status/notes",
         "/status/notes/{name}",
+        "/status/globus",
         "/status/{name}",
         "/meta/changelog",
         "/meta/config",

@@ -165,3 +165,25 @@ def write_file(area: Area, raw: str, data: bytes) -> Path:
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     return path
+
+
+# ---------------------------------------------------------------------- trees (transfers)
+def tree(area: Area, path: Path, raw: str) -> list[str]:
+    """The relative paths under the directory ``path``, once every symlink in it is found
+    to point inside the roots (a copy of the tree would read through them)."""
+    out: list[str] = []
+    for top, dirs, files in os.walk(path):  # symlinked directories are not descended
+        for name in sorted(dirs + files):
+            full = Path(top) / name
+            rel = str(full.relative_to(path))
+            if full.is_symlink():
+                area.check_target(full, f"{raw.rstrip('/')}/{rel}")
+            out.append(rel)
+    return out
+
+
+def check_writes(area: Area, path: Path, rels: list[str], raw: str) -> None:
+    """Writing each of ``rels`` under ``path`` stays inside the roots: no directory on the
+    way is a symlink pointing out."""
+    for rel in rels:
+        area.check(Path(os.path.normpath(path / rel)), f"{raw.rstrip('/')}/{rel}")

@@ -1,9 +1,9 @@
 """SFAPI's status, meta and account answers, built from hexflow's sites and accounts.
 
 Machines are SFAPI's names for sites (``ServiceConfig.sfapi_machines``). Users, projects and
-roles map to SFAPI's users, projects ("repos") and roles; a project also stands for the
-group of its members. SFAPI wants integer ids (uid, gid, project id): they are a stable
-hash of the name, the same on every server.
+roles map to SFAPI's users, projects ("repos") and roles (groups: ``sfapi.groups``). SFAPI
+wants integer ids (uid, gid, project id): they are a stable hash of the name, the same on
+every server.
 """
 
 from __future__ import annotations
@@ -142,25 +142,6 @@ class AccountViews:
              "iris_role": r.value}
             for p, r in sorted(who.roles.items())
         ]  # fmt: skip
-
-    def group(self, who: Principal, name: str) -> dict[str, Any]:
-        who.require_scope(Scope.READ)
-        if name not in who.roles:
-            raise NotFound(
-                f"no group {name!r}",
-                hint="groups here are your projects: GET account/groups lists them",
-                group=name,
-            )
-        members = self._db.accounts.members_of(name)
-        return {
-            "gid": number(name),
-            "name": name,
-            "users": [{"uid": number(m.user), "name": m.user} for m in members],
-        }
-
-    def groups(self, who: Principal) -> dict[str, Any]:
-        who.require_scope(Scope.READ)
-        return {"groups": [self.group(who, p) for p in sorted(who.roles)]}
 
     def clients(self, who: Principal) -> list[dict[str, Any]]:
         who.require_scope(Scope.READ)
