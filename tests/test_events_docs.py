@@ -1,4 +1,5 @@
-"""The examples of docs/events.md and docs/functions.md run, against a real server."""
+"""The examples of docs/events.md, docs/functions.md and docs/archetype6.md run, against a
+real server."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 BLOCKS = [
     (page, i, m.group(1))
-    for page in ("events.md", "functions.md")
+    for page in ("events.md", "functions.md", "archetype6.md")
     for i, m in enumerate(BLOCK.finditer((DOCS / page).read_text()))
 ]
 
@@ -35,7 +36,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 
 
 def test_the_pages_have_examples() -> None:
-    assert {page for page, *_ in BLOCKS} == {"events.md", "functions.md"}
+    assert {page for page, *_ in BLOCKS} == {"events.md", "functions.md", "archetype6.md"}
 
 
 @pytest.mark.parametrize(("page", "index", "code"), BLOCKS, ids=lambda v: str(v)[:16])

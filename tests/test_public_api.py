@@ -11,6 +11,7 @@ import hexflow as hx
 
 EXPECTED = {
     "Client",
+    "FunctionFailed",
     "HexflowError",
     "QoS",
     "Resources",

@@ -375,3 +375,13 @@ def test_groups_with_sfapi_client(live: Live) -> None:
     with _client(live, "bob") as bob, pytest.raises(httpx.HTTPStatusError) as hidden:
         bob.group("reviewers")
     assert hidden.value.response.status_code == 404
+
+
+def test_the_endpoint_option_is_parsed() -> None:
+    from hexflow.cli.server import _pairs
+    from hexflow.errors import SpecError
+
+    pairs = _pairs(["cori=files", "fast=pss@elsewhere"], "--sfapi-endpoint", "dtn=files")
+    assert pairs == (("cori", "files"), ("fast", "pss@elsewhere"))
+    with pytest.raises(SpecError, match="--sfapi-endpoint 'cori': expected NAME=VALUE"):
+        _pairs(["cori"], "--sfapi-endpoint", "dtn=files")

@@ -8,7 +8,6 @@ import asyncio
 import concurrent.futures
 import contextvars
 import os
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from hexflow.data.taskdata import TaskData
 from hexflow.data.tiers import StorageConfig
 from hexflow.engine import Engine, Progress, RunPaths
 from hexflow.engine.taskhooks import TaskHook
+from hexflow.model.ids import new_id
 
 __all__ = ["Progress"]  # re-exported for the CLI's progress bar
 from hexflow.engine.lease import owner_alive
@@ -36,7 +36,7 @@ progress_factory: contextvars.ContextVar[ProgressFactory | None] = contextvars.C
 
 
 def new_run_id() -> str:
-    return uuid.uuid4().hex[:12]
+    return new_id(12)
 
 
 def make_store(settings: Settings) -> Store:

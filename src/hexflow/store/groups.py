@@ -99,7 +99,3 @@ class Groups:
                     user_group_members.c.user_name.in_(list(users)),
                 )
             )
-
-    def name_taken(self, name: str) -> bool:
-        with self._db.read() as conn:
-            return bool(conn.execute(select(exists().where(user_groups.c.name == name))).scalar())

@@ -21,7 +21,6 @@ import asyncio
 import logging
 import pickle
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,6 +35,7 @@ from hexflow.events.functions.runner import FunctionRef
 from hexflow.executors.local.pool import Answer
 from hexflow.model.events import FUNCTION_FINISHED, FUNCTION_INVOKED, NewEvent
 from hexflow.model.functions import FunctionDef, Invocation, InvocationState
+from hexflow.model.ids import new_id
 from hexflow.store import events_sql, functions_sql
 from hexflow.store.service_db import ServiceDb
 
@@ -166,7 +166,7 @@ class FunctionGateway:
             return await asyncio.shield(self._keyed[key])
         now = self._now()
         inv = Invocation(
-            id=invocation_id or uuid.uuid4().hex[:16],
+            id=invocation_id or new_id(16),
             project=fn.project,
             function=fn.name,
             version=fn.version,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +32,7 @@ from hexflow.events.functions.gateway import FunctionGateway
 from hexflow.events.triggers import schedules, webhooks
 from hexflow.events.triggers.files import FileWatcher
 from hexflow.model.events import FILE_ARRIVED, SCHEDULE_FIRED, WEBHOOK_RECEIVED, Event, NewEvent
+from hexflow.model.ids import new_id
 from hexflow.model.triggers import Trigger, TriggerKind, check_trigger_config
 from hexflow.store import events_sql, triggers_sql
 from hexflow.store.events_schema import triggers as triggers_table
@@ -159,7 +159,7 @@ class TriggerManager:
             config["path"] = str(Path(config["path"]).expanduser().resolve())
         self.gateway.registry.get(project, function)  # NotFound if there is no such function
         trigger = Trigger(
-            id=trigger_id or uuid.uuid4().hex[:16],
+            id=trigger_id or new_id(16),
             project=project,
             name=name or kind,
             kind=tkind,
@@ -420,8 +420,12 @@ class TriggerManager:
                 args["event"] = event.as_dict()
             elif isinstance(event.data.get("body"), dict):  # a webhook's JSON object
                 args.update({k: v for k, v in event.data["body"].items() if k in takes})
+            elif event.kind != WEBHOOK_RECEIVED:  # dataset, site, file... fields by name
+                args.update(
+                    {k: v for k, v in event.data.items() if k in takes and k not in trigger.args}
+                )
             self.gateway.registry.check_args(fn, args)
-            wanted = uuid.uuid4().hex[:16]
+            wanted = new_id(16)
             inv = await self.gateway.invoke(
                 fn,
                 args,
