@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from hexflow.data.tiers import StorageConfig
 from hexflow.events import EventsConfig
 from hexflow.service import Admin
 from hexflow.service.api import create_app
@@ -21,8 +22,19 @@ ALL = "read,submit,invoke"
 
 
 @contextmanager
-def events_env(tmp_path: Path, db_url: str, **events: Any) -> Iterator[Env]:
-    config = make_config(tmp_path, db_url, events=EventsConfig(**events))
+def events_env(
+    tmp_path: Path,
+    db_url: str,
+    storage: StorageConfig | None = None,
+    *,
+    service: dict[str, Any] | None = None,
+    **events: Any,
+) -> Iterator[Env]:
+    """``storage``: the server's tiers (default: those of a fresh home); ``service``: other
+    ServiceConfig settings; ``events``: EventsConfig settings."""
+    config = make_config(
+        tmp_path, db_url, events=EventsConfig(**events), storage=storage, **(service or {})
+    )
     db = ServiceDb(db_url)
     seed_accounts(Admin(db, actor="cli:test"))
     try:

@@ -7,38 +7,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi.testclient import TestClient
-
-from hexflow.events import EventsConfig, signed_headers
-from hexflow.service import Admin
-from hexflow.service.api import create_app
-from hexflow.store.service_db import ServiceDb
+from hexflow.events import signed_headers
 from tests import service_env
-from tests.events_env import ALL, register
-from tests.service_env import Env, make_config, seed_accounts, stop_runs
+from tests.events_env import ALL, events_env, register
+from tests.service_env import Env
 
 db_url = service_env.db_url  # fixture
 
 
-@contextmanager
-def server(tmp_path: Path, db_url: str, cache: float) -> Iterator[Env]:
-    events = EventsConfig(max_payload_bytes=2000, sync_wait=10)
-    config = make_config(tmp_path, db_url, events=events, auth_cache_ttl=cache)
-    db = ServiceDb(db_url)
-    seed_accounts(Admin(db, actor="cli:test"))
-    try:
-        with TestClient(create_app(config)) as client:
-            env = Env(client, Admin(db, actor="cli:test"), db_url)
-            try:
-                yield env
-            finally:
-                stop_runs(env.service)
-    finally:
-        db.close()
+def server(tmp_path: Path, db_url: str, cache: float) -> AbstractContextManager[Env]:
+    service = {"auth_cache_ttl": cache}
+    return events_env(tmp_path, db_url, service=service, max_payload_bytes=2000, sync_wait=10)
 
 
 @contextmanager

@@ -92,6 +92,14 @@ def server(
             "action audited (0: never; `hexflow data lifecycle` applies them by hand).",
         ),
     ] = 3600.0,
+    callback_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--callback-host",
+            help="A host asynchronous invocations may name in callback URLs (repeat; "
+            "*.example.org for its subdomains; default: none, callbacks are refused).",
+        ),
+    ] = None,
 ) -> None:
     """Start the hexflow service: REST API under /api/v1, OAuth2 at /oauth2/token, API docs
     at /docs, Prometheus metrics at /metrics. Runs left unfinished by a previous server are
@@ -99,6 +107,7 @@ def server(
     import uvicorn
 
     from hexflow.data import load_storage
+    from hexflow.events import EventsConfig
     from hexflow.service import ServiceConfig
     from hexflow.service.api import create_app
     from hexflow.service.sites import load_outages
@@ -119,6 +128,7 @@ def server(
             outages=load_outages(outages.read_text(), str(outages)) if outages else (),
             storage=load_storage(settings.home, storage),
             lifecycle_interval=lifecycle_interval,
+            events=EventsConfig(callback_hosts=tuple(callback_host or ())),
         )
         app = create_app(config)
     except HexflowError as exc:

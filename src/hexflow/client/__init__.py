@@ -9,7 +9,15 @@ token file.
 
 from hexflow.client._client import Client
 from hexflow.client._functions import EventPage, Invocation
-from hexflow.client._hooks import signed_headers
+from hexflow.client._hooks import signed_headers, verify_callback
 from hexflow.client._runs import RemoteFuture, RemoteRun
 
-__all__ = ["Client", "EventPage", "Invocation", "RemoteFuture", "RemoteRun", "signed_headers"]
+__all__ = [
+    "Client",
+    "EventPage",
+    "Invocation",
+    "RemoteFuture",
+    "RemoteRun",
+    "signed_headers",
+    "verify_callback",
+]

@@ -192,6 +192,7 @@ class FunctionsAPI:
         min_workers: int = 1,
         max_workers: int = 4,
         project: str | None = None,
+        qos: str | None = None,
     ) -> dict[str, Any]:
         """Register ``name`` (a new version if it exists) by import path (``"pkg.mod:fn"``,
         or a module-level function importable where the server runs) or by ``source``
@@ -219,6 +220,7 @@ class FunctionsAPI:
             "timeout": parse_duration(timeout, "timeout"),
             "min_workers": min_workers,
             "max_workers": max_workers,
+            "qos": qos,
         }
         info = self._t.request(
             "POST",
@@ -278,10 +280,23 @@ class FunctionsAPI:
         *,
         version: int | None = None,
         project: str | None = None,
+        callback: str | None = None,
     ) -> Invocation:
         """Queue a call of ``name`` and return its handle at once (``.wait()``,
-        ``.result()``)."""
-        return Invocation(self, self._call(name, args, version, project, mode="async"))
+        ``.result()``). With ``callback`` (an http(s) URL the server allows), the server
+        also POSTs the invocation there when it ends, signed with the project's callback
+        secret (``callback_secret``; verify with ``hexflow.verify_callback``)."""
+        if callback is not None and (not isinstance(callback, str) or not callback):
+            raise SpecError(f"callback must be a URL, got {callback!r}", field="callback")
+        info = self._call(name, args, version, project, mode="async", callback=callback)
+        return Invocation(self, info)
+
+    def callback_secret(self, project: str | None = None) -> str:
+        """The secret the server signs the project's invocation callbacks with."""
+        info = self._t.request(
+            "GET", "/api/v1/callbacks/secret", params=self._project_params(project)
+        )
+        return str(info["secret"])
 
     def _call(
         self,
@@ -292,9 +307,12 @@ class FunctionsAPI:
         *,
         mode: str,
         wait: float | None = None,
+        callback: str | None = None,
     ) -> dict[str, Any]:
         path = f"/api/v1/functions/{_seg(name, 'name')}/invoke"
-        params = self._project_params(project, version=version, mode=mode, wait=wait)
+        params = self._project_params(
+            project, version=version, mode=mode, wait=wait, callback=callback
+        )
         return dict(
             self._t.request(
                 "POST",

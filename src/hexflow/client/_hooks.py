@@ -31,3 +31,25 @@ def signed_headers(
     nonce = nonce or secrets.token_hex(16)
     mac = hmac.new(secret.encode(), f"{ts}.{nonce}.".encode() + body, hashlib.sha256)
     return {TIMESTAMP: ts, NONCE: nonce, SIGNATURE: "sha256=" + mac.hexdigest()}
+
+
+def verify_callback(
+    secret: str, headers: dict[str, str], body: bytes, *, tolerance: float = 300.0
+) -> dict[str, object]:
+    """The invocation a hexflow callback POST carries, once its signature (the webhook
+    scheme, with the project's callback secret) and timestamp check out; ``ValueError``
+    otherwise. ``headers``: the request's headers (any case)."""
+    import json
+
+    lower = {k.lower(): v for k, v in headers.items()}
+    ts, nonce = lower.get(TIMESTAMP.lower(), ""), lower.get(NONCE.lower(), "")
+    sig = lower.get(SIGNATURE.lower(), "")
+    if not (ts.isdigit() and nonce and sig):
+        raise ValueError("not a signed hexflow callback")
+    mac = hmac.new(secret.encode(), f"{ts}.{nonce}.".encode() + body, hashlib.sha256)
+    if not hmac.compare_digest("sha256=" + mac.hexdigest(), sig):
+        raise ValueError("the callback's signature does not match the secret")
+    if abs(time.time() - int(ts)) > tolerance:
+        raise ValueError(f"the callback's timestamp is more than {tolerance:g} s off")
+    info: dict[str, object] = json.loads(body)
+    return info

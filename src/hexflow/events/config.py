@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -16,3 +16,10 @@ class EventsConfig:
     idle_after: float = 30.0  # seconds before workers beyond a pool's minimum stop
     redis_url: str | None = None  # Redis Streams delivery for several server processes
     fault: str | None = None  # crash tests only: freeze at this point (events.faults)
+    # Hosts asynchronous invocations may name in ``callback=`` URLs (exact names, or
+    # "*.example.org" for its subdomains); none by default: callbacks are refused (422).
+    callback_hosts: tuple[str, ...] = field(default_factory=tuple)
+    callback_retry_for: float = 3600.0  # seconds a failing callback is retried, then dropped
+    callback_timeout: float = 10.0  # seconds one callback POST may take
+    upload_max_bytes: int = 5 * 1024**3  # largest pre-signed upload (the handshake)
+    upload_ttl: float = 3600.0  # seconds a pre-signed upload URL stays valid

@@ -7,12 +7,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from hexflow.data.tiers import StorageConfig
 from hexflow.events.bus import EventBus
 from hexflow.events.config import EventsConfig
 from hexflow.events.faults import Faults
+from hexflow.events.functions.callbacks import CONSUMER, CallbackSender
 from hexflow.events.functions.gateway import FunctionGateway
+from hexflow.events.functions.keys import load_key
 from hexflow.events.functions.limits import RateLimiter
 from hexflow.events.functions.registry import FunctionRegistry
+from hexflow.events.functions.resources import write_tiers
+from hexflow.events.functions.uploads import Uploads
 from hexflow.events.log import EventLog
 from hexflow.events.triggers.manager import TriggerManager
 from hexflow.store.service_db import ServiceDb
@@ -27,8 +32,12 @@ class EventSystem:
         home: Path,
         clock: Callable[[], float] = time.time,
         cwd: str | None = None,
+        storage: StorageConfig | None = None,
     ) -> None:
         self.config = config
+        self.storage = storage
+        if storage is not None:  # where functions find the project's tiers (ctx.tier)
+            write_tiers(home / "functions", storage)
         self.faults = Faults(config.fault, home)
         self.log = EventLog(db, clock)
         self.bus = EventBus(self.log, faults=self.faults, poll_interval=config.poll_interval)
@@ -45,6 +54,14 @@ class EventSystem:
         )
         self.triggers = TriggerManager(db, self.bus, self.gateway, faults=self.faults, clock=clock)
         self.limiter = RateLimiter(config.rate, config.burst)
+        self.key = load_key(home)
+        # Callback URLs of asynchronous invocations: a consumer of function.finished events
+        self.callbacks = CallbackSender(db, config, self.key, clock=clock)
+        self.bus.register(CONSUMER, self.callbacks.on_events, fault_point=False)
+        # Pre-signed uploads for data over the payload limit
+        self.uploads = Uploads(
+            self.key, storage, max_bytes=config.upload_max_bytes, ttl=config.upload_ttl
+        )
         self.redis = None
         if config.redis_url:
             from hexflow.events.redis import RedisStreams
@@ -56,11 +73,13 @@ class EventSystem:
     async def start(self) -> None:
         await self.gateway.start()
         await self.triggers.start()
+        await self.callbacks.start()
         await self.bus.start()
         self.started = True
 
     async def stop(self) -> None:
         self.started = False
         await self.bus.stop()
+        await self.callbacks.stop()
         await self.triggers.stop()
         await self.gateway.stop()

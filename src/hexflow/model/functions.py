@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from hexflow.errors import InvalidTransition, SpecError
+from hexflow.model.qos import QoS
 
 
 class InvocationState(StrEnum):
@@ -70,6 +71,7 @@ class FunctionDef:
     max_workers: int = 4
     created_at: float = 0.0
     created_by: str = ""
+    qos: str | None = None  # QoS of workflows it submits for events (None: urgent)
 
     @property
     def environment(self) -> tuple[Any, ...]:
@@ -92,7 +94,16 @@ class FunctionDef:
             "max_workers": self.max_workers,
             "created_at": self.created_at,
             "created_by": self.created_by,
+            "qos": self.qos,
         }
+
+    def submit_qos(self, source: str) -> QoS | None:
+        """The QoS of the tasks of workflows it submits during an invocation from
+        ``source``: event work (``event:<seq>``) is urgent unless the registration names
+        another class; other calls keep what the workflow says (None)."""
+        if not source.startswith("event:"):
+            return None
+        return QoS.parse(self.qos) if self.qos else QoS.URGENT
 
 
 def check_function_fields(
@@ -106,6 +117,7 @@ def check_function_fields(
     timeout: float,
     min_workers: int,
     max_workers: int,
+    qos: str | None = None,
 ) -> None:
     """Raise SpecError (with the field at fault) for a registration that cannot work."""
     if not _FUNCTION_NAME.match(name):
@@ -146,6 +158,8 @@ def check_function_fields(
             hint="max_workers is at least 1",
             field="max_workers",
         )
+    if qos is not None:
+        QoS.parse(qos)  # SpecError naming the field "qos"
 
 
 @dataclass(slots=True)

@@ -106,7 +106,12 @@ class Service:
         self.sfapi_groups = SfapiGroups(self.db, self.audit, clock)
         # The event bus, functions and triggers; started on the app's loop (``start_events``).
         self.events = EventSystem(
-            self.db, config.events, home=config.home, clock=clock, cwd=str(settings.workdir)
+            self.db,
+            config.events,
+            home=config.home,
+            clock=clock,
+            cwd=str(settings.workdir),
+            storage=storage,
         )
         self.functions = FunctionService(
             self.db, self.events, self.manager, self.audit, clock=clock

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hexflow.errors import NotFound, ServiceError, SpecError
@@ -20,6 +20,8 @@ from hexflow.events.functions.registry import Registration
 from hexflow.events.system import EventSystem
 from hexflow.model.access import Scope
 from hexflow.model.functions import FunctionDef, Invocation
+from hexflow.model.ids import new_id
+from hexflow.model.qos import QoS
 from hexflow.service.audit import Audit
 from hexflow.service.auth import Principal
 from hexflow.service.manager import RunManager
@@ -101,11 +103,38 @@ class FunctionService:
             )
         return fn
 
+    def check_callback(self, url: str) -> None:
+        """422 naming ``callback`` unless the server may POST to ``url``."""
+        self._events.callbacks.check(url)
+
+    def callback_secret(self, project: str) -> str:
+        return self._events.callbacks.secret(project)
+
+    def callback_secret_for(self, who: Principal, project: str | None) -> tuple[str, str]:
+        """(project, its callback secret) for a caller who may invoke its functions."""
+        project = self._project(who, Scope.INVOKE, project)
+        return project, self._events.callbacks.secret(project)
+
     async def invoke(
-        self, who: Principal, fn: FunctionDef, args: dict[str, Any], *, wait: float | None
+        self,
+        who: Principal,
+        fn: FunctionDef,
+        args: dict[str, Any],
+        *,
+        wait: float | None,
+        callback: str | None = None,
     ) -> Called:
-        """Record the invocation; with ``wait``, wait up to that long for its end."""
-        inv = await self._events.gateway.invoke(fn, args, caller=who.name, source="api")
+        """Record the invocation; with ``wait``, wait up to that long for its end. A
+        ``callback`` URL (checked) is stored first, under the id the invocation will have."""
+        invocation_id = None
+        if callback is not None:
+            invocation_id = new_id(16)
+            await asyncio.to_thread(
+                self._events.callbacks.record, invocation_id, fn.project, callback
+            )
+        inv = await self._events.gateway.invoke(
+            fn, args, caller=who.name, source="api", invocation_id=invocation_id
+        )
         if wait is None or wait <= 0:
             return Called(inv, done=False)
         wait = min(wait, self._events.config.sync_wait)
@@ -116,6 +145,29 @@ class FunctionService:
         if ended is None:
             return Called(self._events.gateway.snapshot(inv.id) or inv, done=False)
         return Called(ended, done=True)
+
+    # ------------------------------------------------------------------ uploads
+    def create_upload(
+        self,
+        who: Principal,
+        name: str,
+        project: str | None,
+        *,
+        size: int,
+        tier: str | None,
+        base_url: str,
+    ) -> dict[str, Any]:
+        """A pre-signed upload target for data to pass ``name`` by reference."""
+        project = self._project(who, Scope.INVOKE, project)
+        self._events.registry.get(project, name)  # 404 for a function it cannot call
+        return self._events.uploads.grant(project, size, tier, self._now(), base_url)
+
+    async def receive_upload(
+        self, token: str, declared: int | None, body: AsyncIterator[bytes]
+    ) -> dict[str, Any]:
+        """The bytes PUT to a pre-signed POSIX upload URL (the token is the credential)."""
+        grant = self._events.uploads.check_token(token, self._now())
+        return await self._events.uploads.receive(grant, declared, body)
 
     def invocation(self, who: Principal, invocation_id: str) -> Invocation:
         projects = who.projects(Scope.READ)
@@ -221,6 +273,9 @@ class FunctionService:
         kind = "application/yaml" if isinstance(workflow, str) else "application/json"
         params = {str(k): str(v) for k, v in (intent.get("params") or {}).items()}
         doc = read_workflow(body, kind, params, max_bytes=1 << 20, allow_python=False)
-        self._manager.create(
-            doc.name, doc.specs, run_id=run_id, project=inv.project, user=inv.caller
-        )
+        specs = doc.specs
+        fn = self._events.registry.get(inv.project, inv.function, inv.version)
+        qos = fn.submit_qos(inv.source)
+        if qos is not None:  # event work: tasks left at the default take the event QoS
+            specs = [replace(s, qos=qos) if s.qos is QoS.REGULAR else s for s in specs]
+        self._manager.create(doc.name, specs, run_id=run_id, project=inv.project, user=inv.caller)

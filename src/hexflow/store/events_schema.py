@@ -61,6 +61,7 @@ functions = Table(
     Column("max_workers", Integer, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("created_by", String(128), nullable=False),
+    Column("qos", String(16)),  # of the workflows it submits for events (migration 0013)
 )
 
 invocations = Table(
@@ -85,6 +86,24 @@ invocations = Table(
     Column("owner", String(256)),  # the server process running it (host:pid:start)
     Index("ix_invocations_project_created", "project", "created_at"),
     Index("ix_invocations_state", "state"),
+)
+
+# Callback URLs of asynchronous invocations and their delivery (migration 0013): written
+# before the invocation, marked ``due`` by the callback consumer when it has finished.
+invocation_callbacks = Table(
+    "invocation_callbacks",
+    metadata,
+    Column("invocation_id", String(32), primary_key=True),
+    Column("project", String(64), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("state", String(16), nullable=False),  # waiting, due, delivered, abandoned
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float),  # when the consumer saw the invocation end
+    Column("due_at", Float),  # the next attempt
+    Column("attempts", Integer, nullable=False),
+    Column("delivered_at", Float),
+    Column("last_error", Text),
+    Index("ix_invocation_callbacks_due", "state", "due_at"),
 )
 
 triggers = Table(

@@ -19,7 +19,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_HEAD = "0012"
+SCHEMA_HEAD = "0013"
 
 metadata = MetaData()
 

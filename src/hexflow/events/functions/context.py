@@ -6,14 +6,24 @@ call another function, and register "when run R ends, call function X". Operatio
 *intents*: they take effect when the function returns successfully, in the same commit
 that records its result, and exactly once even if the invocation runs again after a crash
 (their ids derive from the invocation's). A failing function has no effect.
+
+The project's resources act at once: ``tier(name)`` reads and writes the project's files
+in a storage tier, ``database()`` opens the project's SQLite database, and
+``read_bytes(ref)``/``open(ref)`` read a pre-signed upload passed as an argument.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import sqlite3
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hexflow.events.functions.resources import ProjectTier
 
 _current: ContextVar[FunctionContext | None] = ContextVar("hexflow_function", default=None)
 
@@ -26,6 +36,50 @@ class FunctionContext:
     version: int
     attempt: int = 1
     intents: list[dict[str, Any]] = field(default_factory=list)
+    workdir: str = ""  # $HEXFLOW_HOME/functions/<project>: the project's resources
+    _tiers: dict[str, ProjectTier] = field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------------ resources
+    def tier(self, name: str) -> ProjectTier:
+        """The project's files in storage tier ``name`` (``read_bytes``, ``write_bytes``,
+        ``list``, ``exists``, ``delete``; ``local_path`` on POSIX tiers), confined to
+        the project's namespace of the tier."""
+        from hexflow.data.errors import DataNotFound
+        from hexflow.events.functions.resources import ProjectTier, read_tiers
+
+        found = self._tiers.get(name)
+        if found is None:
+            specs = read_tiers(self._project_dir().parent)
+            if name not in specs:
+                raise DataNotFound(
+                    f"no storage tier {name!r} on this server",
+                    hint=f"its tiers: {', '.join(sorted(specs)) or 'none'}",
+                )
+            found = self._tiers[name] = ProjectTier(specs[name], self.project)
+        return found
+
+    def database(self) -> sqlite3.Connection:
+        """A connection to the project's SQLite database (one file per project, shared by
+        its functions; autocommit unless you BEGIN). Close it when done."""
+        from hexflow.events.functions.resources import project_database
+
+        return project_database(self._project_dir())
+
+    def read_bytes(self, ref: Any) -> bytes:
+        """The bytes of an upload reference (``{"$ref": "upload:TIER/ID"}``)."""
+        from hexflow.events.functions.resources import upload_location
+
+        tier, path = upload_location(ref)
+        return self.tier(tier).read_bytes(path)
+
+    def open(self, ref: Any) -> io.BytesIO:
+        """An upload reference as a binary file object."""
+        return io.BytesIO(self.read_bytes(ref))
+
+    def _project_dir(self) -> Path:
+        if not self.workdir:
+            raise RuntimeError("the project's resources exist only inside an invoked function")
+        return Path(self.workdir)
 
     def _id(self, what: str) -> str:
         n = len(self.intents)

@@ -20,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -91,6 +93,10 @@ class FunctionGateway:
         self._tasks: list[asyncio.Task[None]] = []
         self._next_token = 0
         self._idle_after = idle_after
+        self._log_dirs: set[str] = set()
+        # All the gateway's writes on one thread, with its own connection on SQLite.
+        self._writes = ThreadPoolExecutor(1, thread_name_prefix="hexflow-gateway-writer")
+        self._raw: Any = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> list[str]:
@@ -115,6 +121,16 @@ class FunctionGateway:
             if flight.timer is not None:
                 flight.timer.cancel()
         self._pools.shutdown()
+        try:  # the writer's connection, closed on its own thread
+            await asyncio.wait_for(asyncio.wrap_future(self._writes.submit(self._close_raw)), 10)
+        except (TimeoutError, RuntimeError):
+            pass
+        self._writes.shutdown(wait=False)
+
+    def _close_raw(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
 
     async def _recover(self) -> list[str]:
         found = await asyncio.to_thread(self._unfinished)
@@ -249,7 +265,9 @@ class FunctionGateway:
         new_rows = [replace(inv) for inv, _, _ in new]
         changed_rows = [replace(inv) for inv in changed.values()]
         try:
-            skipped = await asyncio.to_thread(self._write, new_rows, changed_rows, events)
+            skipped = await self._loop_().run_in_executor(
+                self._writes, self._write, new_rows, changed_rows, events
+            )
         except Exception as exc:  # noqa: BLE001 - the callers get the error; nothing ran
             log.exception("function gateway: write failed")
             error = exc if isinstance(exc, HexflowError) else StoreError(f"write failed: {exc}")
@@ -284,9 +302,27 @@ class FunctionGateway:
                     if not waiter.done():
                         waiter.set_result(replace(inv))
 
+    def _loop_(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None
+        return self._loop
+
     def _write(
         self, new: list[Invocation], changed: list[Invocation], events: list[NewEvent]
     ) -> set[str]:
+        """On the writer thread. SQLite: plain statements on the writer's own connection
+        (functions_sql.write_sqlite); else SQLAlchemy Core on a pooled one."""
+        if self._db.engine.dialect.name == "sqlite":
+            if self._raw is None:
+                self._raw = self._db.engine.raw_connection()
+            try:
+                with self._db.write_lock:
+                    return functions_sql.write_sqlite(
+                        self._raw.driver_connection, new, changed, events
+                    )
+            except sqlite3.Error as exc:
+                self._raw.invalidate()  # not trusted for the next batch
+                self._raw = None
+                raise StoreError(f"store write failed and was rolled back: {exc}") from exc
         with self._db.write() as conn:
             skipped = functions_sql.insert_invocations(conn, new) if new else set()
             if skipped:  # no event for an invocation that was not created
@@ -327,8 +363,9 @@ class FunctionGateway:
         self._changed[inv.id] = inv
         workdir = self._home / "functions" / fn.project
         logs = workdir / "logs"
-        if not logs.is_dir():
+        if fn.project not in self._log_dirs:  # made once per project and server
             logs.mkdir(parents=True, exist_ok=True)
+            self._log_dirs.add(fn.project)
         env = {
             **fn.env,
             "HEXFLOW_INVOCATION_ID": inv.id,

@@ -22,6 +22,7 @@ from jsonschema import Draft202012Validator
 
 from hexflow.errors import NotFound, SpecError
 from hexflow.model.functions import FunctionDef, SourceKind, check_function_fields
+from hexflow.model.qos import QoS
 from hexflow.store import functions_sql
 from hexflow.store.service_db import ServiceDb
 
@@ -42,6 +43,7 @@ class Registration:
     timeout: float = 60.0
     min_workers: int = 1
     max_workers: int = 4
+    qos: str | None = None  # QoS of the workflows it submits for events (None: urgent)
 
 
 class FunctionRegistry:
@@ -74,6 +76,7 @@ class FunctionRegistry:
             timeout=reg.timeout,
             min_workers=reg.min_workers,
             max_workers=reg.max_workers,
+            qos=reg.qos,
         )
         schema = self._inspect(kind, target, reg.source, f"{project}.{reg.name}")
         with self._db.write() as conn:
@@ -94,6 +97,7 @@ class FunctionRegistry:
                 max_workers=reg.max_workers,
                 created_at=self._now(),
                 created_by=user,
+                qos=QoS.parse(reg.qos).value if reg.qos else None,
             )
             functions_sql.insert_function(conn, fn)
         with self._lock:

@@ -11,6 +11,7 @@ the types its hints name), and called with a ``FunctionContext``. The answer is 
 from __future__ import annotations
 
 import importlib
+import os
 import types
 from typing import Any
 
@@ -63,7 +64,9 @@ class FunctionRef:
         parsed = model.model_validate(args)
         kwargs = {name: getattr(parsed, name) for name in model.model_fields}
         kwargs.update(parsed.model_extra or {})
-        ctx = FunctionContext(invocation_id, self.project, self.name, self.version, attempt)
+        ctx = FunctionContext(
+            invocation_id, self.project, self.name, self.version, attempt, workdir=os.getcwd()
+        )
         if ctx_param:
             kwargs[ctx_param] = ctx
         token = enter(ctx)

@@ -55,6 +55,7 @@ PUBLIC_PATHS = (
     )
     | sfapi_public.PUBLIC
     | {triggers.HOOK_PATH}  # signed with the trigger's secret instead (docs/events.md)
+    | {functions.UPLOAD_PATH}  # a pre-signed upload: its token instead (docs/functions.md)
 )  # SFAPI's status and meta routes are public, as at NERSC
 
 
@@ -98,6 +99,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app.include_router(queue.router)
     app.include_router(audit.router)
     app.include_router(functions.router)
+    app.include_router(functions.uploads)
     app.include_router(triggers.router)
     app.include_router(triggers.hooks)
     for data in (storage, transfers, datasets):  # docs/data.md

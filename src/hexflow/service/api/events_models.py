@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from hexflow.model.events import Event
 from hexflow.model.functions import FunctionDef, Invocation
@@ -49,6 +49,11 @@ class FunctionIn(BaseModel):
     timeout: float = Field(60.0, description="seconds one invocation may run")
     min_workers: int = Field(1, description="warm workers kept for the function's environment")
     max_workers: int = Field(4, description="most workers when calls queue")
+    qos: str | None = Field(
+        None,
+        description="QoS of the workflows it submits when an event called it "
+        "(default: urgent); realtime, urgent, interactive, regular or preempt",
+    )
 
 
 class FunctionOut(BaseModel):
@@ -66,6 +71,7 @@ class FunctionOut(BaseModel):
     max_workers: int
     created_at: float
     created_by: str
+    qos: str | None = None
 
     @classmethod
     def of(cls, fn: FunctionDef) -> FunctionOut:
@@ -99,6 +105,28 @@ class InvocationOut(BaseModel):
     @classmethod
     def of(cls, inv: Invocation) -> InvocationOut:
         return cls(**inv.summary())
+
+
+class UploadIn(BaseModel):
+    size: StrictInt = Field(description="the exact number of bytes you will PUT")
+    tier: str | None = Field(None, description="a storage tier (default: the first POSIX one)")
+
+
+class UploadOut(BaseModel):
+    id: str
+    ref: dict[str, str] = Field(description='pass as an argument: {"$ref": "upload:TIER/ID"}')
+    tier: str
+    method: str = Field(description="PUT")
+    url: str = Field(description="where to PUT the bytes (no bearer token)")
+    headers: dict[str, str] = Field(description="headers the PUT must carry")
+    size: int
+    expires_at: float
+
+
+class UploadDone(BaseModel):
+    id: str
+    ref: dict[str, str]
+    size: int
 
 
 class InvocationPage(BaseModel):
