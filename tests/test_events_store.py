@@ -15,10 +15,12 @@ from hexflow.executors.local import LocalExecutor
 from hexflow.model import TaskKind, TaskRecord, TaskSpec
 from hexflow.model.events import NewEvent
 from hexflow.store import Store
+from tests import service_env
 from tests.store_contract import make_run, make_spec, make_tasks
 from tests.test_store import Backend, backend, postgresql_backend, sqlite_backend  # noqa: F401
 
 RUN = make_run("run-1", config={"project": "p1"})
+db_url = service_env.db_url  # fixture
 
 
 @pytest.fixture
@@ -138,3 +140,37 @@ def test_the_engine_logs_state_changes_in_its_group_commit(tmp_path: Path, store
         "a": "succeeded",
         "b": "failed",
     }
+
+
+def test_a_consumer_reads_only_the_kinds_it_wants(tmp_path: Path, db_url: str) -> None:
+    from hexflow.events.log import EventLog
+    from hexflow.store.service_db import ServiceDb
+
+    db = ServiceDb(db_url)
+    try:
+        log = EventLog(db)
+        log.append([_ev(k) for k in ("task.ready", "function.invoked", "task.done", "run.x")])
+        log.append([_ev("function.finished"), _ev("webhook.received"), _ev("task_ready")])
+
+        def kinds(patterns: list[str] | None, after: int = 0, limit: int = 500) -> tuple:
+            found, upto = log.read_kinds(after, patterns, limit=limit)
+            return [e.kind for e in found], upto
+
+        assert kinds(None) == (
+            ["task.ready", "function.invoked", "task.done", "run.x", "function.finished",
+             "webhook.received", "task_ready"],
+            7,
+        )  # fmt: skip
+        assert kinds(["*"], after=5) == (["webhook.received", "task_ready"], 7)
+        assert kinds(["function.finished"]) == (["function.finished"], 7)
+        # a pattern's prefix is taken literally ("_" is no wildcard), exact kinds too
+        assert kinds(["task.*", "webhook.received"]) == (
+            ["task.ready", "task.done", "webhook.received"],
+            7,
+        )
+        assert kinds([]) == ([], 7)  # nothing wanted: passed over up to the head
+        assert kinds(["task.*"], limit=1) == (["task.ready"], 1)  # a full page: up to it
+        assert kinds(["task.*"], after=3) == ([], 7)
+        assert kinds(["task.*"], after=7) == ([], 7)
+    finally:
+        db.close()

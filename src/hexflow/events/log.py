@@ -32,6 +32,13 @@ class EventLog:
         with self.db.read() as conn:
             return events_sql.read(conn, after, projects=projects, limit=limit)
 
+    def read_kinds(
+        self, after: int, kinds: Collection[str] | None, *, limit: int = 500
+    ) -> tuple[list[Event], int]:
+        """The events after ``after`` of ``kinds`` (patterns), and the ``seq`` read up to."""
+        with self.db.read() as conn:
+            return events_sql.read_kinds(conn, after, kinds, limit=limit)
+
     def head(self) -> int:
         with self.db.read() as conn:
             return events_sql.head(conn)

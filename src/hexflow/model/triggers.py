@@ -63,6 +63,20 @@ class Trigger:
     last_fired_at: float | None = None
     last_error: str | None = None
 
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds of event (patterns: ``task.*``, ``*``) this trigger can match."""
+        if self.kind is TriggerKind.EVENT:
+            return tuple(self.config.get("kinds") or ())
+        if self.kind is TriggerKind.DATASET:
+            return (DATASET_VERSION_CREATED,)
+        return (
+            {
+                TriggerKind.WEBHOOK: WEBHOOK_RECEIVED,
+                TriggerKind.FILE: FILE_ARRIVED,
+                TriggerKind.SCHEDULE: SCHEDULE_FIRED,
+            }[self.kind],
+        )
+
     def matches(self, event: Event) -> bool:
         """Whether ``event`` fires this trigger (same project, and its own kind of event)."""
         if not self.enabled or event.project != self.project:

@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import ColumnElement, Connection, insert, or_, select, text, update
 
 from hexflow.model.events import Event, NewEvent
 from hexflow.store.events_schema import event_offsets, events
@@ -134,6 +134,33 @@ def read(
             return []
         query = query.where(events.c.project.in_(list(projects)))
     return [_event(r) for r in conn.execute(query)]
+
+
+def read_kinds(
+    conn: Connection, after: int, kinds: Collection[str] | None, *, limit: int = 500
+) -> tuple[list[Event], int]:
+    """(the events after ``after`` whose kind matches one of ``kinds`` — patterns as
+    ``model.events.kind_matches`` reads them; None: every event —, the ``seq`` read up
+    to). The log is walked in SQL; only the events wanted are decoded. Pass the second
+    back as ``after`` next time: the events passed over are not wanted."""
+    if kinds is None or "*" in kinds:
+        found = read(conn, after, limit=limit)
+        return found, (found[-1].seq if found else after)
+    upto = head(conn)
+    if not kinds or upto <= after:
+        return [], max(after, upto)
+    exact = [k for k in kinds if not k.endswith(".*")]
+    prefixes = [k[:-1] for k in kinds if k.endswith(".*")]
+    wanted: list[ColumnElement[bool]] = [events.c.kind.in_(exact)] if exact else []
+    wanted += [events.c.kind.startswith(p, autoescape=True) for p in prefixes]
+    query = (
+        select(events)
+        .where(events.c.seq > after, events.c.seq <= upto, or_(*wanted))
+        .order_by(events.c.seq)
+        .limit(limit)
+    )
+    found = [_event(r) for r in conn.execute(query)]
+    return found, (found[-1].seq if len(found) == limit else upto)
 
 
 def head(conn: Connection) -> int:

@@ -72,7 +72,7 @@ class TriggerManager:
         self._local: dict[int, asyncio.Task[None]] = {}
         self._firings: list[tuple[Trigger, Event, str | None]] = []  # stats not yet written
         self._firings_due: asyncio.TimerHandle | None = None
-        bus.register(CONSUMER, self.handle)
+        bus.register(CONSUMER, self.handle, kinds=self.kinds)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -84,6 +84,7 @@ class TriggerManager:
             self._loop.create_task(self._files.run()),
             self._loop.create_task(self._scheduler()),
             self._loop.create_task(self._hook_writer()),
+            self._loop.create_task(self._reloader()),
         ]
 
     async def stop(self) -> None:
@@ -119,6 +120,16 @@ class TriggerManager:
             select(func.count(triggers_table.c.id), func.max(triggers_table.c.created_at))
         ).first()
         return (int(row[0] or 0), float(row[1] or 0.0)) if row else (0, 0.0)
+
+    async def _reloader(self) -> None:
+        """Another server may add or remove triggers: look twice a second (the bus reads
+        only the kinds of event the triggers known here want)."""
+        while True:
+            await asyncio.sleep(0.5)
+            try:
+                await asyncio.to_thread(self._reload_if_changed)
+            except HexflowError as exc:
+                log.warning("could not read the triggers: %s", exc)
 
     def _reload_if_changed(self) -> None:
         with self._db.read() as conn:
@@ -370,9 +381,16 @@ class TriggerManager:
             await asyncio.to_thread(self._reload_if_changed)
         mine = {ev.seq for ev in events if ev.seq in self._local}
         firing = {self._local.pop(seq) for seq in mine}
+        last = events[-1].seq if events else 0
+        for seq in [seq for seq in self._local if seq < last]:  # passed over: no trigger
+            self._local.pop(seq)  # wants them any more (deleted meanwhile)
         if firing:
             await asyncio.gather(*firing)
         await self._fire_events([ev for ev in events if ev.seq not in mine])
+
+    def kinds(self) -> set[str]:
+        """The kinds of event the enabled triggers can match: the bus reads only those."""
+        return {k for t in self._triggers.values() if t.enabled for k in t.kinds()}
 
     def _deliver_local(self, events: list[Event]) -> None:
         """Fire the triggers of events just committed by this process, from memory."""
