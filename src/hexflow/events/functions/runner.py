@@ -57,10 +57,14 @@ class FunctionRef:
             self._loaded = (fn, model, ctx_param)
         return self._loaded
 
-    def __call__(self, args: dict[str, Any], invocation_id: str, attempt: int) -> dict[str, Any]:
+    def __call__(
+        self, args: dict[str, Any] | None, invocation_id: str, attempt: int
+    ) -> dict[str, Any]:
         from pydantic_core import to_jsonable_python
 
         fn, model, ctx_param = self.load()
+        if args is None:  # a warm-up: the function and what it imports are loaded now
+            return {"value": None, "intents": []}
         parsed = model.model_validate(args)
         kwargs = {name: getattr(parsed, name) for name in model.model_fields}
         kwargs.update(parsed.model_extra or {})
