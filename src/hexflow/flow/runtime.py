@@ -10,6 +10,7 @@ import contextvars
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from hexflow.data.taskdata import TaskData
 from hexflow.data.tiers import StorageConfig
@@ -39,6 +40,22 @@ def new_run_id() -> str:
     return new_id(12)
 
 
+L = TypeVar("L", bound=LocalExecutor)
+
+
+def local_executor(settings: Settings, kind: type[L] = LocalExecutor) -> L:  # type: ignore[assignment]
+    """This machine's executor as the settings describe it (``kind``: a WarmLocalExecutor
+    for one whose idle workers outlive each run; ``close`` it when done)."""
+    return kind(
+        cpus=settings.cpus,
+        memory=settings.memory,
+        gpus=settings.gpus,
+        scratch_dir=str(settings.home / "scratch"),
+        kill_grace=settings.kill_grace,
+        containers=container_config(settings),
+    )
+
+
 def make_store(settings: Settings) -> Store:
     # The home holds the database, logs and checkpoints: readable by its owner only.
     if not settings.home.exists():
@@ -52,22 +69,18 @@ def make_engine(
     on_progress: Callable[[Progress], None] | None = None,
     *,
     task_hook: TaskHook | None = None,
+    local: LocalExecutor | None = None,
 ) -> Engine:
-    """``task_hook``: the datasets of tasks (default: ``task_data(settings)``)."""
+    """``task_hook``: the datasets of tasks (default: ``task_data(settings)``); ``local``:
+    the executor to use when the settings name no site and no remote executor (a server's
+    driver thread passes its warm one; default: a new LocalExecutor)."""
     from hexflow.flow.sites import site_set
 
     sites = site_set(settings)  # HEXFLOW_SITES: an executor per site, with failover
     executor = (
         (sites.bindings[0].executor if sites else None)
         or remote_executor(settings)
-        or LocalExecutor(
-            cpus=settings.cpus,
-            memory=settings.memory,
-            gpus=settings.gpus,
-            scratch_dir=str(settings.home / "scratch"),
-            kill_grace=settings.kill_grace,
-            containers=container_config(settings),
-        )
+        or (local if local is not None else local_executor(settings))
     )
     off = settings.policy_off
     policy = PolicyConfig(

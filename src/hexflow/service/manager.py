@@ -25,6 +25,7 @@ from typing import Any
 from hexflow.engine import Engine
 from hexflow.engine.lease import owner_alive
 from hexflow.engine.taskhooks import TaskHook
+from hexflow.executors.local.executor import WarmLocalExecutor
 from hexflow.flow import runtime
 from hexflow.model import RunRecord, TaskRecord, TaskSpec
 from hexflow.settings import Settings
@@ -219,16 +220,37 @@ class RunManager:
                         self._idle.notify_all()
         finally:
             self._drop_store()
+            self._drop_executor()
 
     def _drive(self, run_id: str, workdir: str) -> None:
         _make_workdir(workdir)
         store = self._thread_store()
+        local = self._thread_executor()
         try:
-            final = runtime.make_engine(self.settings, store, task_hook=self.task_hook).run(run_id)
+            hook = self.task_hook
+            engine = runtime.make_engine(self.settings, store, task_hook=hook, local=local)
+            final = engine.run(run_id)
         except BaseException:
             self._drop_store()  # not trusted for the next run
+            self._drop_executor()
             raise
         log.info("run %s ended %s", run_id, final.state.value)
+
+    def _thread_executor(self) -> WarmLocalExecutor:
+        """The local executor of this driver thread, its idle workers kept from one run to
+        the next (a Python worker process started per run cost more CPU than a small run's
+        own work); used when the settings name no site and no remote executor."""
+        executor: WarmLocalExecutor | None = getattr(self._local, "executor", None)
+        if executor is None:
+            executor = runtime.local_executor(self.settings, WarmLocalExecutor)
+            self._local.executor = executor
+        return executor
+
+    def _drop_executor(self) -> None:
+        executor = getattr(self._local, "executor", None)
+        if executor is not None:
+            self._local.executor = None
+            executor.close()
 
     def _thread_store(self) -> Store:
         """The store of this driver thread: opened at its first run and kept for the next

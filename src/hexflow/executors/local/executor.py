@@ -284,10 +284,29 @@ class LocalExecutor:
 
     def shutdown(self) -> None:
         self._pool.shutdown()
+        self._forget_active()
+
+    def _forget_active(self) -> None:
         for active in self._active.values():
             if active.timer is not None:
                 active.timer.cancel()
+            self._free_gpus.extend(active.gpu_ids)
         self._active.clear()
+        self._free_gpus.sort()
+
+
+class WarmLocalExecutor(LocalExecutor):
+    """A LocalExecutor whose idle workers outlive the run: ``shutdown`` (the engine's, at
+    the end of each run) stops what still runs and keeps the idle workers for the next
+    run's ``start``, so a server driving many small runs in one thread does not start a
+    Python worker process per run. ``close`` stops them for good."""
+
+    def shutdown(self) -> None:
+        self._pool.detach()
+        self._forget_active()
+
+    def close(self) -> None:
+        LocalExecutor.shutdown(self)
 
 
 def _limit_message(active: _Active, reason: str) -> str | None:

@@ -72,9 +72,31 @@ class WorkerPool:
         self._closing = False
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the workers on ``loop``; workers kept by ``detach`` are taken up again
+        (their pipes now read by this loop) and only the missing ones started."""
         self._loop = loop
-        for _ in range(self.size):
+        self._closing = False
+        for worker in self._idle:
+            loop.add_reader(worker.answers.fileno(), self._readable, worker)
+        for _ in range(self.size - len(self._idle)):
             self._idle.append(self._spawn())
+
+    def detach(self) -> None:
+        """Let go of the loop but keep the idle workers for the next ``start`` (on another
+        loop): busy workers are killed (their jobs abandoned, as ``shutdown`` does), queued
+        jobs dropped, workers beyond ``size`` stopped."""
+        self._closing = True  # no replacement for what is stopped now
+        for worker in [w for w in self._all.values() if w.token is not None]:
+            worker.token = None  # abandoned: no loss is reported to anyone
+            self._lose(worker, "detached")
+        self._by_token.clear()
+        self._pending.clear()
+        while len(self._idle) > self.size:
+            self._lose(self._idle[-1], "retired")
+        if self._loop is not None:
+            for worker in self._idle:
+                self._loop.remove_reader(worker.answers.fileno())
+        self._loop = None
 
     def _spawn(self) -> Worker:
         assert self._loop is not None
