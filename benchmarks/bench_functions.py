@@ -67,7 +67,8 @@ from hexflow.service.api import create_app
 from hexflow.settings import Settings
 port, home, db = sys.argv[1:4]
 settings = Settings.from_env(env={"HEXFLOW_HOME": home, "HEXFLOW_DB": db}, cwd=Path(home).parent)
-config = ServiceConfig(settings=settings, events=EventsConfig(rate=0, poll_interval=0.02))
+config = ServiceConfig(settings=settings, events=EventsConfig(rate=0, poll_interval=0.02),
+                       freeze_gc=True)  # as `hexflow server` does
 app = create_app(config)
 import gc; gc.collect(); gc.freeze()  # as `hexflow server` does
 uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning", access_log=False)

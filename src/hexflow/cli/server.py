@@ -127,6 +127,7 @@ def server(
             sfapi_endpoints=_pairs(sfapi_endpoint, "--sfapi-endpoint", "dtn=files") or None,
             outages=load_outages(outages.read_text(), str(outages)) if outages else (),
             storage=load_storage(settings.home, storage),
+            freeze_gc=True,
             lifecycle_interval=lifecycle_interval,
             events=EventsConfig(callback_hosts=tuple(callback_host or ())),
         )

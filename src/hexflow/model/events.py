@@ -50,6 +50,10 @@ class NewEvent:
     data: Mapping[str, Any] = field(default_factory=dict)  # JSON values only
     key: str | None = None  # deduplication key: logged at most once
 
+    def numbered(self, seq: int) -> Event:
+        """This event as logged, with its sequence number."""
+        return Event(seq, self.kind, self.project, self.subject, self.at, self.data, self.key)
+
 
 @dataclass(frozen=True, slots=True)
 class Event:

@@ -45,6 +45,11 @@ class ServiceConfig:
     # Seconds between two looks at the sites file's sites for site.state_changed events
     # (None: the sites file's check_interval; 0: never)
     site_check_interval: float | None = None
+    # Once started, keep everything the server holds so far out of the cyclic garbage
+    # collector's full passes (gc.freeze): they walked it all, ~80 ms each, a few times a
+    # minute under load — the tail of the event path's latency. For a server process (the
+    # CLI sets it); not for tests that start many apps in one process.
+    freeze_gc: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -25,7 +25,7 @@ _PG_LOCK = 0x6865786576  # "hexev": the advisory lock of event appends
 INSERT_EVENT_SQL = (
     "INSERT INTO events (at, kind, project, subject, data, key) VALUES (?, ?, ?, ?, ?, ?)"
 )
-_INSERT_EVENT_IGNORE_SQL = INSERT_EVENT_SQL.replace("INSERT", "INSERT OR IGNORE", 1)
+INSERT_EVENT_IGNORE_SQL = INSERT_EVENT_SQL.replace("INSERT", "INSERT OR IGNORE", 1)
 
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
@@ -38,7 +38,7 @@ def append_sqlite(con: sqlite3.Connection, new: Sequence[NewEvent]) -> None:
     """Append on a raw SQLite connection inside its open transaction (the engine's fast path).
     Keyed events already logged are skipped."""
     if any(ev.key is not None for ev in new):
-        con.executemany(_INSERT_EVENT_IGNORE_SQL, map(event_params, new))
+        con.executemany(INSERT_EVENT_IGNORE_SQL, map(event_params, new))
     else:
         con.executemany(INSERT_EVENT_SQL, map(event_params, new))
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+import sqlite3
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from hexflow.model.events import Event, NewEvent
 from hexflow.model.triggers import Trigger, TriggerKind
 from hexflow.store.events_schema import hook_nonces, triggers
+from hexflow.store.events_sql import INSERT_EVENT_IGNORE_SQL, event_params
 
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
@@ -116,6 +119,47 @@ def fresh_nonces(conn: Connection, pairs: list[tuple[str, str]]) -> list[bool]:
     for pair in pairs:
         out.append(pair not in seen)
         seen.add(pair)
+    return out
+
+
+def log_hooks_sqlite(
+    con: sqlite3.Connection, hooks: Sequence[tuple[str, str, float, NewEvent]], now: float
+) -> list[Event | None]:
+    """The webhook path's write on a raw SQLite connection, in one transaction: expired
+    nonces purged, each (trigger, nonce, expires at, event) whose nonce is fresh recorded
+    and its event logged (numbered); None for a replayed nonce (seen before, or earlier in
+    ``hooks``). The write lock is taken at once (BEGIN IMMEDIATE): no other writer can
+    record a nonce between the look and the insert."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        con.execute("DELETE FROM hook_nonces WHERE expires_at < ?", (now,))
+        seen: set[tuple[str, str]] = set()
+        nonces = [nonce for _, nonce, _, _ in hooks]
+        for at in range(0, len(nonces), 500):
+            chunk = nonces[at : at + 500]
+            marks = ",".join("?" * len(chunk))
+            found = con.execute(
+                f"SELECT trigger_id, nonce FROM hook_nonces WHERE nonce IN ({marks})", chunk
+            )
+            seen.update((t, n) for t, n in found)
+        out: list[Event | None] = []
+        for trigger_id, nonce, expires_at, ev in hooks:
+            if (trigger_id, nonce) in seen:
+                out.append(None)
+                continue
+            seen.add((trigger_id, nonce))
+            con.execute(
+                "INSERT INTO hook_nonces (trigger_id, nonce, expires_at) VALUES (?, ?, ?)",
+                (trigger_id, nonce, expires_at),
+            )
+            cur = con.execute(INSERT_EVENT_IGNORE_SQL, event_params(ev))
+            logged = cur.rowcount == 1 and cur.lastrowid is not None
+            out.append(ev.numbered(int(cur.lastrowid or 0)) if logged else None)
+        con.commit()
+    except BaseException:
+        if con.in_transaction:
+            con.rollback()
+        raise
     return out
 
 

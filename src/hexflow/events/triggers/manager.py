@@ -265,7 +265,13 @@ class TriggerManager:
             while self._hooks:
                 batch, self._hooks = self._hooks, []
                 try:
-                    logged = await asyncio.to_thread(self._log_hooks, batch)
+                    if self.gateway.sqlite:  # on the gateway's writer: no lock ping-pong
+                        hooks = [(t, n, exp, ev) for t, n, exp, ev, _ in batch]
+                        logged = await self.gateway.write_sqlite(
+                            triggers_sql.log_hooks_sqlite, hooks, self._now()
+                        )
+                    else:
+                        logged = await asyncio.to_thread(self._log_hooks, batch)
                 except Exception as exc:  # noqa: BLE001 - the senders get the error
                     for *_, done in batch:
                         if not done.done():

@@ -6,6 +6,7 @@ closed when it stops; building the app alone touches nothing (the OpenAPI test d
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -71,6 +72,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
         try:
             await run_in_threadpool(svc.start)
             await svc.events.start()
+            if config.freeze_gc:
+                gc.collect()
+                gc.freeze()
             yield
         finally:
             if svc.events.started:
