@@ -36,7 +36,10 @@ fi
 rm -rf "$DIR"; mkdir -p "$DIR"; chown postgres:postgres "$DIR"; chmod 700 "$DIR"
 echo "$PW" > "$DIR/pwfile"; chown postgres "$DIR/pwfile"
 
-# --no-sync + fsync=off: this is a throw-away test database
+# --no-sync + fsync=off: this is a throw-away test database; PG_DURABLE=1 keeps PostgreSQL's
+# defaults (fsync, synchronous_commit, full_page_writes on): for benchmarks with durability
+DURABILITY="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+if [ "${PG_DURABLE:-0}" = 1 ]; then DURABILITY="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"; fi
 runuser -u postgres -- "$PGBIN/initdb" -D "$DIR/data" -U postgres -E UTF8 --locale=C.UTF-8 \
     --auth-local=trust --auth-host=scram-sha-256 --pwfile="$DIR/pwfile" --no-sync \
     >"$DIR/initdb.log" 2>&1 || { cat "$DIR/initdb.log" >&2; exit 1; }
@@ -45,7 +48,7 @@ log "initdb done ($(el "$T_I")s)"
 T_S=$(date +%s%N)
 # -k: unix socket in our dir (default /var/run/postgresql may not exist)
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/postgres.log" -w -t 60 \
-    -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+    -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 $DURABILITY -c max_connections=200" \
     start >/dev/null || { tail -20 "$DIR/postgres.log" >&2; exit 1; }
 log "server ready in $(el "$T_S")s (pid $(head -1 "$DIR/data/postmaster.pid"))"
 runuser -u postgres -- psql -h "$DIR" -p "$PORT" -U postgres -qAt -c "CREATE DATABASE $DB" >/dev/null

@@ -150,10 +150,16 @@ class EventBus:
         while True:
             try:
                 kinds = consumer.kinds() if consumer.kinds is not None else None
+                now = time.monotonic()
+                if kinds is not None and not kinds and now - committed_at < 1.0:
+                    # it wants nothing now: no read per event logged; its offset still
+                    # moves to the head once a second (it must not later handle what
+                    # was logged before it wanted it)
+                    await self._changed_or_timeout(max(self.poll_interval, 1.0))
+                    continue
                 events, upto = await asyncio.to_thread(
                     self.log.read_kinds, offset, kinds, limit=self.batch
                 )
-                now = time.monotonic()
                 if upto <= offset:  # nothing new: commit what was handled, else wait
                     if committed >= offset:
                         await self._changed_or_timeout(self.poll_interval)
