@@ -57,8 +57,14 @@ def _call(env: Env, method: str, path: str, headers: dict[str, str]) -> Any:
 _JSON_BODIES = {  # a valid body, so that what is checked is the credential
     "/api/v1/functions": {"name": "f", "import_path": "tests.events_fns:add"},
     "/api/v1/triggers": {"kind": "webhook", "function": "f"},
+    "/api/v1/functions/local/uploads": {"size": 10},
 }
-INVOKE_ROUTES = {("POST", "/api/v1/functions/local/invoke")}  # what the invoke scope allows
+# What the invoke scope allows, and how each answers it here (there is no such function)
+INVOKE_ROUTES = {
+    ("POST", "/api/v1/functions/local/invoke"): 404,
+    ("POST", "/api/v1/functions/local/uploads"): 404,
+    ("GET", "/api/v1/callbacks/secret"): 200,
+}
 
 
 def test_every_private_route_needs_a_valid_token_with_the_scope(env: Env) -> None:
@@ -100,8 +106,8 @@ def test_every_private_route_needs_a_valid_token_with_the_scope(env: Env) -> Non
             assert r.status_code == 401, (method, path, why, r.text)
             assert r.json()["error"] == "unauthorized" and r.json()["hint"]
         r = _call(env, method, path, {"Authorization": f"Bearer {invoke_only}"})
-        if (method, path) in INVOKE_ROUTES:  # allowed: there is just no such function
-            assert r.status_code == 404, (method, path, r.text)
+        if (method, path) in INVOKE_ROUTES:  # allowed
+            assert r.status_code == INVOKE_ROUTES[method, path], (method, path, r.text)
             continue
         assert r.status_code == 403, (method, path, r.text)
         assert "scope" in r.json()["message"]
