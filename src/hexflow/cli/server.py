@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -83,6 +83,15 @@ def server(
             help="Storage tiers and quotas (docs/data.md; default: $HEXFLOW_HOME/storage.yaml).",
         ),
     ] = None,
+    shutdown_grace: Annotated[
+        int,
+        typer.Option(
+            "--shutdown-grace",
+            min=0,
+            help="Seconds a stopping server lets requests in flight finish (long polls of "
+            "`hexflow events --follow`, event streams) before it closes them (0: no bound).",
+        ),
+    ] = 5,
     lifecycle_interval: Annotated[
         float,
         typer.Option(
@@ -141,7 +150,25 @@ def server(
     # (~100 ms every few seconds under load: the tail of the gateway's latency).
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    config_ = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=shutdown_grace or None,
+    )
+
+    class StoppingServer(uvicorn.Server):
+        """On SIGTERM/SIGINT, long polls and event streams answer at once (their clients
+        see the end and reconnect) instead of holding the shutdown for their wait."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            service = getattr(app.state, "service", None)
+            if service is not None:
+                service.events.bus.release_waiters()
+            super().handle_exit(sig, frame)
+
+    StoppingServer(config_).run()
 
 
 def _machines(items: list[str] | None) -> tuple[tuple[str, str], ...]:

@@ -69,6 +69,7 @@ class EventBus:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Event | None = None
         self.delivered = 0
+        self.stopping = False  # the server stops: long polls and streams answer now
         self._redis: RedisStreams | None = None
 
     def use_redis(self, redis: RedisStreams) -> None:
@@ -122,6 +123,14 @@ class EventBus:
         if running is loop:
             self._notify()
         else:
+            loop.call_soon_threadsafe(self._notify)
+
+    def release_waiters(self) -> None:
+        """The server is stopping: long polls answer with what they have and streams end,
+        so that its shutdown does not wait for them (callable from a signal handler)."""
+        self.stopping = True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._notify)
 
     def _notify(self) -> None:
@@ -209,7 +218,7 @@ class EventBus:
                 after = found[-1].seq
             events = [e for e in found if wanted is None or e.project in wanted]
             left = deadline - loop.time()
-            if events or left <= 0:
+            if events or left <= 0 or self.stopping:
                 return events, after
             if len(found) < limit:  # caught up with the log: wait for news
                 await self._changed_or_timeout(min(left, self.poll_interval))
@@ -219,9 +228,9 @@ class EventBus:
     ) -> AsyncIterator[Event | None]:
         """Every event after ``after``, forever; None every ``heartbeat`` seconds without
         one (a server-sent event stream sends a comment then). The seam SSE routes read."""
-        while True:
+        while not self.stopping:
             events, after = await self.wait(after, projects=projects, timeout=heartbeat)
-            if not events:
+            if not events and not self.stopping:
                 yield None
             for event in events:
                 yield event
