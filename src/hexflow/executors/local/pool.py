@@ -14,6 +14,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import tempfile
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -305,13 +306,17 @@ class WorkerPool:
 
 
 def _scratch_files(directory: str, n: int) -> tuple[int, int]:
-    """Two anonymous files (created, then unlinked) for a worker's fd 1 and 2."""
+    """Two anonymous files (created under a name no other pool can take — several pools
+    of one process may start workers at the same moment — then unlinked) for a worker's
+    fd 1 and 2."""
     os.makedirs(directory, exist_ok=True)
     fds = []
     for stream in ("out", "err"):
-        path = os.path.join(directory, f"worker-{os.getpid()}-{n}.{stream}")
-        fds.append(os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600))
+        fd, path = tempfile.mkstemp(
+            prefix=f"worker-{os.getpid()}-{n}-", suffix=f".{stream}", dir=directory
+        )
         os.unlink(path)  # nothing is left behind, whatever happens to us
+        fds.append(fd)
     return fds[0], fds[1]
 
 
