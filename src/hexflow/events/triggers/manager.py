@@ -64,7 +64,6 @@ class TriggerManager:
         self._schedule_changed: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._checked_at = 0.0  # when the trigger table was last checked for changes
         # Webhook events waiting for the next group commit, and what waits for them.
         self._hooks: list[tuple[str, str, float, NewEvent, asyncio.Future[Event]]] = []
         self._hooks_kick: asyncio.Event | None = None
@@ -382,9 +381,6 @@ class TriggerManager:
     async def handle(self, events: list[Event]) -> None:
         """The bus consumer: call the function of every trigger each event matches (events
         fired from memory already: wait for that firing instead)."""
-        if self._now() - self._checked_at > 0.5:  # another server may have changed them
-            self._checked_at = self._now()
-            await asyncio.to_thread(self._reload_if_changed)
         mine = {ev.seq for ev in events if ev.seq in self._local}
         firing = {self._local.pop(seq) for seq in mine}
         last = events[-1].seq if events else 0
