@@ -244,6 +244,58 @@ def test_a_burst_is_one_array_and_each_poll_one_squeue(tmp_path: Path) -> None:
     h.executor.shutdown()
 
 
+def test_node_fail_waits_for_the_runner_of_a_job_that_reached_its_node(tmp_path: Path) -> None:
+    """Slurm declares NODE_FAIL at once (a node set DOWN) and kills the job's processes
+    afterwards: a job whose runner had begun is reported only once the runner answered (or
+    after ``stop_wait``), so that its command cannot still be running when the task moves."""
+    h = Harness(tmp_path, stop_wait=30.0)
+
+    async def scenario() -> None:
+        await h.start()
+        for token in (1, 2, 3):
+            h.executor.submit(launch(tmp_path, token))
+        await h.until(lambda: len([e for e in h.events if isinstance(e, TaskStarted)]) == 3)
+        jobs = h.executor._jobs
+        for token in (1, 2):  # 1 and 2 reached the node; 3 was still queued
+            Path(f"{jobs[token].stem}.began").touch()
+        for i in range(3):
+            h.fake.set(f"101_{i}", "NODE_FAIL")
+        h.executor.cancel(1, "moved")
+        await h.executor.poll()
+        ended = h.ended()
+        assert (ended[3].reason, ended[3].retryable) == ("node_fail", True)  # never ran
+        assert 1 not in ended and 2 not in ended  # their commands may still be running
+        await h.executor.poll()
+        assert 1 not in h.ended() and 2 not in h.ended()
+        h.answer(1, (1, False, None, None, None, None, 0.0, -15, None, None))  # killed
+        h.answer(2, (2, True, pickle.dumps(0), None, None, None, 0.0, 0, None, None))  # done
+        await h.until(lambda: 1 in h.ended() and 2 in h.ended(), "the answers' polls")
+        ended = h.ended()
+        assert ended[1].reason == "moved"  # the engine's request names it: the task moves
+        assert ended[2].ok  # it finished before the node was killed: it is not run again
+
+    asyncio.run(scenario())
+    h.executor.shutdown()
+
+
+def test_node_fail_without_an_answer_ends_after_stop_wait(tmp_path: Path) -> None:
+    h = Harness(tmp_path, stop_wait=0.3)
+
+    async def scenario() -> None:
+        await h.start()
+        h.executor.submit(launch(tmp_path, 1))
+        await h.until(lambda: any(isinstance(e, TaskStarted) for e in h.events))
+        Path(f"{h.executor._jobs[1].stem}.began").touch()
+        h.fake.set("101", "NODE_FAIL")
+        await h.executor.poll()
+        assert 1 not in h.ended()
+        await h.until(lambda: 1 in h.ended(), "the end after stop_wait")  # a dead node
+        assert h.ended()[1].reason == "node_fail"
+
+    asyncio.run(scenario())
+    h.executor.shutdown()
+
+
 def test_sbatch_failures_fail_the_tasks_with_the_right_retry(tmp_path: Path) -> None:
     h = Harness(tmp_path)
 

@@ -24,4 +24,8 @@ class SlurmConfig:
     requeue: bool = False  # False: preemption and node failures come back to hexflow
     command_timeout: float = 30.0  # for each sbatch/squeue/sacct/scancel call
     lost_after: int = 3  # polls a job may be unknown to squeue and sacct before it is lost
+    # a job that reached its node and is NODE_FAIL: seconds to wait for the runner's answer
+    # (the proof its command stopped) before reporting the end; past Slurm's KillWait
+    # (30 s by default) a runner that has not answered was killed with its command
+    stop_wait: float = 40.0
     conf: str | None = None  # the cluster's slurm.conf (SLURM_CONF), if not the default one

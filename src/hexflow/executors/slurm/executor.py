@@ -62,6 +62,7 @@ class _Job:
     submitted: float = 0.0  # monotonic time sbatch returned
     unknown_polls: int = 0
     unanswered_polls: int = 0
+    unconfirmed_since: float | None = None  # monotonic: NODE_FAIL seen, no answer yet
     container: ContainerCommand | None = None  # an image task: the runtime's line
     command: tuple[str, ...] = ()  # ... and the task's argv inside the image
 
@@ -131,6 +132,7 @@ class SlurmExecutor:
             "limit": spec.time_limit,
             "grace": self.config.kill_grace,
             "answer": f"{stem}.answer",
+            "began": f"{stem}.began",
         }
         with open(f"{stem}.job", "wb") as f:
             pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)
@@ -485,6 +487,8 @@ class SlurmExecutor:
             job.unanswered_polls += 1
             if job.unanswered_polls < self.config.lost_after:
                 return
+        elif stored is None and state == "NODE_FAIL" and self._unconfirmed(job):
+            return
         answer, runner_limit = stored if stored is not None else (None, None)
         self._collect_spool(job)
         event = outcome.ending(
@@ -502,6 +506,34 @@ class SlurmExecutor:
         event.extra.setdefault("slurm_job", job.job_id)
         self._cleanup(job, keep_script=answer is None)
         self._end(event)
+
+    def _unconfirmed(self, job: _Job) -> bool:
+        """True while a job that reached its node (its ``.began`` file) is NODE_FAIL
+        without the runner's answer. The controller declares NODE_FAIL at once (a node set
+        DOWN: it does not wait for the node's word) and kills the job's processes
+        afterwards, if the node still answers: until the runner answers (killed, or done),
+        the command may still be running, and reporting the end now could run it twice,
+        here and where it moves. Waits ``stop_wait`` seconds at most (a dead node never
+        answers)."""
+        if job.container is not None or not os.path.exists(f"{job.stem}.began"):
+            return False
+        now = time.monotonic()
+        if job.unconfirmed_since is None:
+            job.unconfirmed_since = now
+            assert self._poll_now is not None
+            self._spawn(self._poll_soon(job))
+        return now - job.unconfirmed_since < self.config.stop_wait
+
+    async def _poll_soon(self, job: _Job) -> None:
+        """Polls faster while a job's answer is awaited (it comes within moments)."""
+        assert self._poll_now is not None
+        while self._jobs.get(job.launch.token) is job:
+            await asyncio.sleep(min(0.2, self.config.poll_interval))
+            if os.path.exists(f"{job.stem}.answer") or (
+                time.monotonic() - (job.unconfirmed_since or 0.0) >= self.config.stop_wait
+            ):
+                self._poll_now.set()
+                return
 
     def _unrunnable(self, job: _Job, reason: str) -> None:
         assert job.job_id is not None
@@ -525,7 +557,7 @@ class SlurmExecutor:
     def _cleanup(self, job: _Job, keep_script: bool) -> None:
         if job.container is not None:  # the runtime's env file
             shutil.rmtree(f"{job.stem}.state", ignore_errors=True)
-        suffixes = [".job", ".answer"] + ([] if keep_script else [".sh"])
+        suffixes = [".job", ".answer", ".began"] + ([] if keep_script else [".sh"])
         for suffix in suffixes:
             try:
                 os.unlink(job.stem + suffix)

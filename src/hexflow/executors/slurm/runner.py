@@ -12,7 +12,13 @@ Signals: SIGTERM (``scancel``, a preemption notice from ``scancel --signal=TERM`
 time limit) is passed on to a running command's process group, and turns
 ``hexflow.preemption_requested()`` true in a Python task. Time limits are enforced here, to
 the second (Slurm's ``--time`` has minutes and is checked coarsely): a command gets SIGTERM,
-then SIGKILL after the grace; a Python task's runner answers and exits.
+then SIGKILL after the grace; a Python task's runner answers and exits. A SIGTERM that
+comes while the command is starting reaches it as soon as its pid is known.
+
+Before anything else the runner creates the job's ``.began`` file: the executor's proof
+that the attempt reached a node, so that a job Slurm declares ended without the node's word
+(NODE_FAIL) is reported only once the runner has answered (the node killed the command, or
+it finished).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import Any
 from hexflow.executors.local.process import signal_group
 from hexflow.executors.local.worker import Pipe, run_job
 
-_state: dict[str, Any] = {"child": None, "limit": None}
+_state: dict[str, Any] = {"child": None, "limit": None, "term": False}
 _lock = threading.Lock()
 _answered = threading.Event()
 
@@ -44,6 +50,8 @@ class _PidSink(Pipe):
         message = pickle.loads(data)
         if message[0] == "S":
             _state["child"] = message[2]
+            if _state["term"]:  # SIGTERM came while the command was starting
+                signal_group(message[2], signal.SIGTERM)
 
 
 def write_answer(path: str, answer: tuple[Any, ...], limit: str | None) -> None:
@@ -64,6 +72,7 @@ def read_answer(path: str) -> tuple[tuple[Any, ...], str | None] | None:
 
 
 def _on_term(signum: int, frame: Any) -> None:
+    _state["term"] = True
     child = _state["child"]
     if child is not None:
         signal_group(child, signal.SIGTERM)
@@ -106,6 +115,9 @@ def main(job_path: str) -> None:
     with open(job_path, "rb") as f:
         job: dict[str, Any] = pickle.load(f)
     work = job["job"]
+    began = job.get("began")
+    if began:  # the executor's sign that this attempt reached the node (see _finish)
+        os.close(os.open(began, os.O_WRONLY | os.O_CREAT, 0o600))
     _redirect(work[6], work[7])
     signal.signal(signal.SIGTERM, _on_term)
     start = time.time()
