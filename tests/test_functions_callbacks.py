@@ -169,6 +169,28 @@ def test_callbacks_survive_a_restart(tmp_path: Path, db_url: str, receiver: Rece
         assert json.loads(receiver.got[0][1])["id"] == inv_id
 
 
+def test_an_end_the_consumer_does_not_read_is_swept(
+    tmp_path: Path, db_url: str, receiver: Receiver
+) -> None:
+    """The callbacks consumer reads function ends only while a callback waits; an end it
+    did not read (its interest changed in that moment, or another server recorded the
+    callback) is found by the sender's sweep and still delivered."""
+    with events_env(tmp_path, db_url, callback_hosts=("127.0.0.1",)) as env:
+        alice = env.auth("alice", "p1", ALL)
+        register(env, alice, "add", "tests.events_fns:add")
+        callbacks = env.service.events.callbacks
+        eventually(lambda: callbacks.kinds() == set(), "no interest while nothing waits")
+        assert invoke(env, alice, "add", {"x": 1}, mode="sync").status_code == 200
+        # this consumer never marks anything due: only the sweep can
+        callbacks._mark_due = lambda ids: 0  # type: ignore[method-assign]
+        r = invoke(env, alice, "add", {"x": 4}, mode="async", callback=receiver.url)
+        assert callbacks.kinds() == {"function.finished"}  # recorded: it reads them now
+        inv_id = r.json()["id"]
+        eventually(lambda: receiver.got, "the swept callback", timeout=15)
+        assert json.loads(receiver.got[0][1])["id"] == inv_id
+        eventually(lambda: callbacks.kinds() == set(), "no interest once delivered")
+
+
 def test_bad_callbacks_are_422_naming_the_field(tmp_path: Path, db_url: str) -> None:
     with events_env(tmp_path, db_url, callback_hosts=("hooks.example.org",)) as env:
         alice = env.auth("alice", "p1", ALL)

@@ -8,7 +8,10 @@ invocation ``trigger:<id>:<seq>``), and each action happens exactly once.
 
 Subscribers (``GET /api/v1/events``, server-sent event streams) read from any offset with
 ``wait``/``stream`` and are woken as soon as this process logs an event (``wake``), or by
-a short poll for events other processes log (the engine's threads, other servers). With
+a short poll for events other processes log (the engine's threads, other servers). A
+consumer is woken only by events of the kinds it reads (``wake(kinds)``); events this
+process has already handed to their consumer from memory (the trigger manager's own) wake
+no consumer: it finds them at its next poll, to move its offset past them. With
 the Redis backend (``events.redis``), consumers of several servers share the work through
 a consumer group instead.
 """
@@ -24,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from hexflow.events.faults import OFFSET_PENDING, Faults
 from hexflow.events.log import EventLog
-from hexflow.model.events import Event
+from hexflow.model.events import Event, kind_matches
 
 if TYPE_CHECKING:
     from hexflow.events.redis import RedisStreams
@@ -49,6 +52,13 @@ class Consumer:
     # The kinds of event it handles now (patterns as kind_matches reads them), asked
     # before each read; None: all. The others are passed over in SQL, never decoded.
     kinds: Callable[[], Collection[str] | None] | None = None
+    woken: asyncio.Event | None = None  # set by a wake for the kinds it reads
+
+    def wants(self, kinds: Collection[str]) -> bool:
+        wanted = self.kinds() if self.kinds is not None else None
+        if wanted is None:
+            return True
+        return any(kind_matches(p, k) for p in wanted for k in kinds)
 
 
 class EventBus:
@@ -96,6 +106,7 @@ class EventBus:
             self._tasks.append(self._loop.create_task(redis.relay(self)))
             self._tasks.append(self._loop.create_task(redis.follow(self)))
         for consumer in self._consumers:
+            consumer.woken = asyncio.Event()
             run = redis.consume(self, consumer) if redis else self._consume(consumer)
             self._tasks.append(self._loop.create_task(run))
 
@@ -111,8 +122,9 @@ class EventBus:
             except (TimeoutError, Exception):  # noqa: BLE001 - closing anyway
                 log.warning("the Redis connection did not close cleanly")
 
-    def wake(self) -> None:
-        """New events are in the log (callable from any thread)."""
+    def wake(self, kinds: Collection[str] | None = None) -> None:
+        """New events are in the log (callable from any thread). ``kinds``: theirs, which
+        consumers to wake (None: every consumer; empty: subscribers only)."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
@@ -121,9 +133,9 @@ class EventBus:
         except RuntimeError:
             running = None
         if running is loop:
-            self._notify()
+            self._notify(kinds)
         else:
-            loop.call_soon_threadsafe(self._notify)
+            loop.call_soon_threadsafe(self._notify, kinds)
 
     def release_waiters(self) -> None:
         """The server is stopping: long polls answer with what they have and streams end,
@@ -133,10 +145,23 @@ class EventBus:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._notify)
 
-    def _notify(self) -> None:
+    def _notify(self, kinds: Collection[str] | None = None) -> None:
         if self._changed is not None:
             self._changed.set()
             self._changed = asyncio.Event()  # the next waiters wait for the next change
+        for consumer in self._consumers:
+            if consumer.woken is not None and (kinds is None or (kinds and consumer.wants(kinds))):
+                consumer.woken.set()
+
+    async def _woken_or_timeout(self, consumer: Consumer, timeout: float) -> None:
+        woken = consumer.woken
+        if woken is None or self.stopping:
+            await self._changed_or_timeout(timeout)
+            return
+        try:
+            await asyncio.wait_for(woken.wait(), timeout)
+        except TimeoutError:
+            pass
 
     async def _changed_or_timeout(self, timeout: float) -> None:
         changed = self._changed
@@ -164,33 +189,35 @@ class EventBus:
                     # it wants nothing now: no read per event logged; its offset still
                     # moves to the head once a second (it must not later handle what
                     # was logged before it wanted it)
-                    await self._changed_or_timeout(max(self.poll_interval, 1.0))
+                    await self._woken_or_timeout(consumer, max(self.poll_interval, 1.0))
                     continue
+                if consumer.woken is not None:  # before the read: a wake during it counts
+                    consumer.woken.clear()
                 events, upto = await asyncio.to_thread(
                     self.log.read_kinds, offset, kinds, limit=self.batch
                 )
-                if upto <= offset:  # nothing new: commit what was handled, else wait
-                    if committed >= offset:
-                        await self._changed_or_timeout(self.poll_interval)
-                        continue
-                else:
-                    if events:
-                        await consumer.handler(events)
-                        self.delivered += len(events)
-                        if consumer.fault_point:
-                            self._faults.reach(OFFSET_PENDING)
-                    offset = upto
-                    if now - committed_at < (COMMIT_EVERY if events else 1.0):
-                        continue  # the offset can wait: what comes again is handled once
-                committed, committed_at = offset, now
-                # The handler's actions are durable: the offset may move. Its commit
-                # overlaps the next read; commits stay in order (one at a time).
-                if committing is not None:
-                    previous, committing = committing, None
-                    await previous  # a failed commit raises here: the batch comes again
-                committing = asyncio.ensure_future(
-                    asyncio.to_thread(self.log.commit, consumer.name, offset)
-                )
+                moved = upto > offset
+                if events:
+                    await consumer.handler(events)
+                    self.delivered += len(events)
+                    if consumer.fault_point:
+                        self._faults.reach(OFFSET_PENDING)
+                offset = max(offset, upto)
+                # The offset can wait (what comes again is handled once): it is committed
+                # at most every COMMIT_EVERY seconds while events come, else once idle.
+                due = now - committed_at >= (COMMIT_EVERY if events else 1.0)
+                if offset > committed and (due or not moved):
+                    committed, committed_at = offset, now
+                    # The handler's actions are durable: the offset may move. Its commit
+                    # overlaps what follows; commits stay in order (one at a time).
+                    if committing is not None:
+                        previous, committing = committing, None
+                        await previous  # a failed commit raises here: the batch comes again
+                    committing = asyncio.ensure_future(
+                        asyncio.to_thread(self.log.commit, consumer.name, offset)
+                    )
+                if len(events) < self.batch:  # caught up: the next read when woken or polled
+                    await self._woken_or_timeout(consumer, self.poll_interval)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - keep consuming; the batch comes again

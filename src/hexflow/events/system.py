@@ -20,7 +20,6 @@ from hexflow.events.functions.resources import write_tiers
 from hexflow.events.functions.uploads import Uploads
 from hexflow.events.log import EventLog
 from hexflow.events.triggers.manager import TriggerManager
-from hexflow.model.events import FUNCTION_FINISHED
 from hexflow.store.service_db import ServiceDb
 
 
@@ -59,7 +58,7 @@ class EventSystem:
         # Callback URLs of asynchronous invocations: a consumer of function.finished events
         self.callbacks = CallbackSender(db, config, self.key, clock=clock)
         self.bus.register(
-            CONSUMER, self.callbacks.on_events, fault_point=False, kinds=lambda: {FUNCTION_FINISHED}
+            CONSUMER, self.callbacks.on_events, fault_point=False, kinds=self.callbacks.kinds
         )
         # Pre-signed uploads for data over the payload limit
         self.uploads = Uploads(

@@ -142,6 +142,7 @@ class Service:
 
     def start(self) -> list[str]:
         """Start driving runs; returns the ids of the runs resumed after a restart."""
+        self.db.start_checkpoints()
         self.services_supervisor.start()
         self.lifecycle.start()
         if self.site_events is not None:

@@ -14,7 +14,9 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from hexflow.model.functions import InvocationState
 from hexflow.store.events_schema import invocation_callbacks as cb
+from hexflow.store.events_schema import invocations
 
 WAITING, DUE, DELIVERED, ABANDONED = "waiting", "due", "delivered", "abandoned"
 
@@ -83,6 +85,34 @@ def mark_due(conn: Connection, invocation_ids: Sequence[str], now: float) -> int
         )
         changed += done.rowcount or 0
     return changed
+
+
+def any_waiting(conn: Connection) -> bool:
+    """Whether some callback still waits for its invocation's end."""
+    return (
+        conn.execute(select(cb.c.invocation_id).where(cb.c.state == WAITING).limit(1)).first()
+        is not None
+    )
+
+
+def sweep(conn: Connection, now: float) -> int:
+    """Waiting callbacks whose invocation has ended become due (what the bus consumer would
+    have done, had it not seen the end): returns how many did."""
+    ended = [s.value for s in InvocationState if s.terminal]
+    done = conn.execute(
+        update(cb)
+        .where(
+            cb.c.state == WAITING,
+            cb.c.invocation_id.in_(
+                select(invocations.c.id).where(
+                    invocations.c.id.in_(select(cb.c.invocation_id).where(cb.c.state == WAITING)),
+                    invocations.c.state.in_(ended),
+                )
+            ),
+        )
+        .values(state=DUE, finished_at=now, due_at=now)
+    )
+    return done.rowcount or 0
 
 
 def due(conn: Connection, now: float, limit: int = 100) -> list[Callback]:

@@ -13,11 +13,19 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, event
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from hexflow.errors import Conflict, StoreError
 from hexflow.store.sql import _make_engine, _migrate, _redact
+from hexflow.store.wal import SAFETY_NET_PAGES, WalCheckpointer
+
+
+def _checkpoint_later(dbapi_conn: Any, _record: Any) -> None:
+    """A service connection leaves checkpoints to the WalCheckpointer (a safety net stays)."""
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA wal_autocheckpoint={SAFETY_NET_PAGES}")
+    cur.close()
 
 
 class ServiceDb:
@@ -31,6 +39,10 @@ class ServiceDb:
         try:
             # a server's request threads share it (anyio's pool has 40): few opened anew
             self.engine = _make_engine(url, pool_size=16)
+            self.checkpointer: WalCheckpointer | None = None
+            if self.engine.dialect.name == "sqlite":
+                self.checkpointer = WalCheckpointer(self.engine.url.database or "")
+                event.listen(self.engine, "connect", _checkpoint_later)
             _migrate(self.engine)
             self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
             # SQLite has one writer at a time; a writer that finds the database locked
@@ -81,9 +93,17 @@ class ServiceDb:
         except SQLAlchemyError as exc:
             raise StoreError(f"store read failed: {exc}") from exc
 
+    def start_checkpoints(self) -> None:
+        """SQLite: checkpoint the WAL on a thread of its own from now on (a server; see
+        store/wal.py). Nothing to do on PostgreSQL."""
+        if self.checkpointer is not None:
+            self.checkpointer.start()
+
     def close(self) -> None:
         self.writer.close()
         self.engine.dispose()
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
 
     def __enter__(self) -> ServiceDb:
         return self

@@ -87,10 +87,17 @@ def delete_trigger(conn: Connection, trigger_id: str) -> bool:
 
 
 def record_firing(
-    conn: Connection, trigger_id: str, *, at: float, error: str | None, disable: bool = False
+    conn: Connection,
+    trigger_id: str,
+    *,
+    at: float,
+    error: str | None,
+    disable: bool = False,
+    count: int = 1,
 ) -> None:
+    """``count`` firings of a trigger, the last ``at`` with ``error`` (None: it called)."""
     values: dict[str, Any] = {
-        "fired": triggers.c.fired + 1,
+        "fired": triggers.c.fired + count,
         "last_fired_at": at,
         "last_error": error,
     }

@@ -4,7 +4,11 @@
   (``EventsConfig.callback_hosts``); anything else is a 422 naming ``callback``.
 - ``record`` stores the URL before the invocation exists (its id is chosen first), so no
   end can be missed. The bus consumer ``callbacks`` (``on_events``) marks the callbacks
-  of ``function.finished`` invocations due, durably, before its offset moves.
+  of ``function.finished`` invocations due, durably, before its offset moves. It reads
+  those events only while some callback waits (``kinds``: an invocation without one, the
+  usual case, costs it nothing); the sender's poll (at most a second apart) also sweeps
+  waiting callbacks whose invocation has ended, so an end the consumer skipped in the
+  moment its interest changed is still delivered.
 - The sender POSTs each due callback: the invocation's JSON (as
   ``GET /api/v1/invocations/{id}``), signed like webhooks (``webhooks.signed_headers``)
   with the project's callback secret. A 2xx answer delivers it; anything else is retried
@@ -105,6 +109,8 @@ class CallbackSender:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._sending: dict[str, asyncio.Task[None]] = {}
+        self._pending = True  # some callback may wait (known after the first poll)
+        self._recorded = 0  # callbacks recorded by this process (see _refresh)
 
     def secret(self, project: str) -> str:
         return callback_secret(self._key, project)
@@ -116,12 +122,18 @@ class CallbackSender:
         """Store the callback of an invocation about to be made (blocking: a DB write)."""
         with self._db.write() as conn:
             callbacks_sql.add(conn, invocation_id, project, url, self._now())
+        self._recorded += 1
+        self._pending = True
 
     def get(self, invocation_id: str) -> Callback | None:
         with self._db.read() as conn:
             return callbacks_sql.get(conn, invocation_id)
 
     # ------------------------------------------------------------------ bus consumer
+    def kinds(self) -> set[str]:
+        """What the consumer reads: function ends while a callback waits, else nothing."""
+        return {FUNCTION_FINISHED} if self._pending else set()
+
     async def on_events(self, events: list[Event]) -> None:
         ended = [
             str(e.data["invocation"])
@@ -179,6 +191,7 @@ class CallbackSender:
     async def _send_due(self, client: httpx.AsyncClient) -> float:
         """Start a POST for each due callback; returns how long to sleep (at most 1 s: a
         callback made due by another server process is found by this poll)."""
+        await asyncio.to_thread(self._refresh)
         found = await asyncio.to_thread(self._due)
         for callback in found:
             if callback.invocation_id not in self._sending:
@@ -188,6 +201,17 @@ class CallbackSender:
         if upcoming is None:
             return 1.0
         return max(0.01, min(1.0, upcoming - self._now()))
+
+    def _refresh(self) -> None:
+        """Sweep the ends the consumer did not see; whether a callback still waits (one
+        recorded meanwhile keeps the consumer reading)."""
+        recorded = self._recorded
+        with self._db.read() as conn:
+            waiting = callbacks_sql.any_waiting(conn)
+        if waiting:
+            with self._db.write() as conn:
+                callbacks_sql.sweep(conn, self._now())
+        self._pending = waiting or self._recorded != recorded
 
     def _due(self) -> list[Callback]:
         with self._db.read() as conn:

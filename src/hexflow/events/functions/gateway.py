@@ -65,7 +65,7 @@ class FunctionGateway:
         home: Path,
         faults: Faults,
         clock: Callable[[], float] = time.time,
-        on_events: Callable[[], None] | None = None,
+        on_events: Callable[[set[str]], None] | None = None,
         idle_after: float = 30.0,
         cwd: str | None = None,
     ) -> None:
@@ -295,7 +295,7 @@ class FunctionGateway:
             await asyncio.sleep(0.5)
             return
         if events and self._on_events is not None:
-            self._on_events()
+            self._on_events({e.kind for e in events})
         if new:
             self._faults.reach(INVOCATION_COMMITTED)
         for inv, fn, done in new:

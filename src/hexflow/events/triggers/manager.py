@@ -277,7 +277,7 @@ class TriggerManager:
                             done.set_exception(exc)
                     continue
                 self._deliver_local([e for e in logged if e is not None])
-                self.bus.wake()
+                self.bus.wake(kinds=())  # fired from memory: subscribers only
                 for (*_, done), event in zip(batch, logged, strict=True):
                     if done.done():
                         continue
@@ -331,7 +331,7 @@ class TriggerManager:
             key=f"file:{trigger.id}:{path}:{st.st_size}:{st.st_mtime_ns}",
         )
         self._deliver_local(await asyncio.to_thread(self.bus.log.append, [event]))
-        self.bus.wake()
+        self.bus.wake(kinds=())  # fired from memory: subscribers only
 
     async def _scheduler(self) -> None:
         """Log a ``schedule.fired`` event at every tick of every schedule trigger."""
@@ -370,7 +370,7 @@ class TriggerManager:
                 del nexts[gone]
             if due:
                 await asyncio.to_thread(self.bus.log.append, due)
-                self.bus.wake()
+                self.bus.wake(kinds={e.kind for e in due})
             wait = min((n - self._now() for n in nexts.values()), default=3600.0)
             try:
                 await asyncio.wait_for(self._schedule_changed.wait(), max(0.0, min(wait, 3600.0)))
@@ -460,19 +460,28 @@ class TriggerManager:
             return exc.message
 
     def _record_firings(self, done: list[tuple[Trigger, Event, str | None]]) -> None:
+        """One update per trigger: how many firings, the last one's time and error."""
         once: set[str] = set()
+        summary: dict[str, tuple[Trigger, int, float, str | None, bool]] = {}
+        for trigger, event, error in done:
+            disable = bool(trigger.config.get("once")) and error is None
+            _, count, last_at, last_error, disabled = summary.get(
+                trigger.id, (trigger, 0, event.at, error, False)
+            )
+            if event.at >= last_at:
+                last_at, last_error = event.at, error
+            summary[trigger.id] = (trigger, count + 1, last_at, last_error, disabled or disable)
         with self._db.write() as conn:
-            for trigger, event, error in done:
-                disable = bool(trigger.config.get("once")) and error is None
+            for trigger, count, at, error, disable in summary.values():
                 triggers_sql.record_firing(
-                    conn, trigger.id, at=event.at, error=error, disable=disable
+                    conn, trigger.id, at=at, error=error, disable=disable, count=count
                 )
                 if disable:
                     once.add(trigger.id)
                 current = self._triggers.get(trigger.id)
                 if current is not None:
-                    current.fired += 1
-                    current.last_fired_at = event.at
+                    current.fired += count
+                    current.last_fired_at = at
                     current.last_error = error
         if once:
             found = {
