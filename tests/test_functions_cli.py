@@ -99,6 +99,8 @@ def test_a_failing_function_exits_1_with_its_error(live: Live, tmp_path: Path) -
             "expected a JSON object",
         ),
         (("triggers", "delete", "nosuchtrigger"), "no trigger"),
+        (("triggers", "create", "--kind", "webhook"), "--function NAME or --workflow FILE"),
+        (("triggers", "create", "--kind", "webhook", "--workflow", "/no/such.yaml"), "--workflow"),
         (("events", "--after", "-1"), "greater than or equal to 0"),
     ],
 )
@@ -178,3 +180,18 @@ def test_triggers_and_events(live: Live, tmp_path: Path) -> None:
         follow.wait(10)
     gone = hexflow(live, tmp_path, "triggers", "delete", hook["id"])
     assert gone.returncode == 0 and hook["id"] in gone.stdout
+
+
+def test_a_trigger_that_submits_a_workflow_file(live: Live, tmp_path: Path) -> None:
+    wf = tmp_path / "tick.yaml"
+    wf.write_text("name: tick\nparams:\n  note: x\ntasks:\n  t:\n    command: echo ${note}\n")
+    made = hexflow(live, tmp_path, "triggers", "create", "--kind", "schedule", "--workflow",
+                   str(wf), "--config", '{"every": 3600}', "--args", '{"note": "hi"}')  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert "(schedule -> workflow tick)" in made.stdout
+    table = hexflow(live, tmp_path, "triggers", "list").stdout
+    assert "tick" in table  # (wrapped in a narrow terminal)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: b\ntasks:\n  t:\n    bogus: 1\n")
+    r = hexflow(live, tmp_path, "triggers", "create", "--kind", "webhook", "--workflow", str(bad))
+    assert r.returncode == 2 and "workflow" in r.stderr, r.stderr

@@ -258,7 +258,20 @@ def invocation(
 def create_trigger(
     ctx: typer.Context,
     kind: Annotated[str, typer.Option("--kind", help="webhook, file, schedule, event or dataset")],
-    function: Annotated[str, typer.Option("--function", help="The function it calls.")],
+    function: Annotated[
+        str, typer.Option("--function", help="The function it calls (or --workflow).")
+    ] = "",
+    workflow: Annotated[
+        Path | None,
+        typer.Option(
+            "--workflow",
+            help="A YAML workflow it submits instead, once per event; its params come from "
+            "--args and the event's fields of the same names.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ] = None,
     config: Annotated[
         str | None,
         typer.Option(
@@ -267,20 +280,29 @@ def create_trigger(
         ),
     ] = None,
     args_json: Annotated[
-        str | None, typer.Option("--args", help="Constant arguments (JSON).")
+        str | None,
+        typer.Option("--args", help="Constant arguments (JSON); a workflow's: its params."),
     ] = None,
     name: Annotated[str, typer.Option(help="A name to list it by.")] = "",
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a trigger. A webhook's secret is printed now and never again."""
-    body = {
+    """Create a trigger that calls a function (--function) or submits a workflow
+    (--workflow FILE.yaml) each time it fires. A webhook's secret is printed now and never
+    again."""
+    if bool(function) == (workflow is not None):
+        raise typer.BadParameter(
+            "give --function NAME or --workflow FILE (one of them)", param_hint="--function"
+        )
+    body: dict[str, Any] = {
         "kind": kind,
         "function": function,
         "name": name,
         "config": _json_option(config, "--config"),
         "args": _json_option(args_json, "--args"),
     }
+    if workflow is not None:
+        body["workflow"] = workflow.read_text(encoding="utf-8")
     t = _transport(ctx)
     created = _call(
         lambda: t.request(
@@ -291,7 +313,7 @@ def create_trigger(
     if as_json:
         print_json(created)
         return
-    out.print(f"trigger {created['id']} ({created['kind']} -> {created['function']})")
+    out.print(f"trigger {created['id']} ({created['kind']} -> {created['target']})")
     if created.get("secret"):
         out.print(f"hook URL: {t.url}{created['hook_url']}", highlight=False)
         out.print(f"secret:   {created['secret']}   <- shown once", highlight=False)
@@ -312,7 +334,7 @@ def list_triggers(ctx: typer.Context, project: ProjectOpt = None, as_json: JsonO
         "project",
         Column("kind", no_wrap=True),
         "name",
-        "function",
+        "runs",
         "fired",
         Column("last fired", no_wrap=True),
         "last error",
@@ -321,7 +343,7 @@ def list_triggers(ctx: typer.Context, project: ProjectOpt = None, as_json: JsonO
         last = tr["last_fired_at"]
         when = time.strftime("%H:%M:%S", time.localtime(last)) if last else "-"
         table.add_row(
-            tr["id"], tr["project"], tr["kind"], tr["name"], tr["function"],
+            tr["id"], tr["project"], tr["kind"], tr["name"], tr["target"],
             str(tr["fired"]) + ("" if tr["enabled"] else " (off)"), when, tr["last_error"] or "",
         )  # fmt: skip
     out.print(table)

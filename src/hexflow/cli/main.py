@@ -467,7 +467,8 @@ from hexflow.cli.server import server  # noqa: E402
 
 app.add_typer(admin_app, name="admin")
 app.command("server")(server)
-from hexflow.cli.data import TRANSFERS_EPILOG, data_app, transfers  # noqa: E402
+from hexflow.cli.data import data_app  # noqa: E402
+from hexflow.cli.data_transfers import TRANSFERS_EPILOG, transfers  # noqa: E402
 
 app.add_typer(data_app, name="data")
 app.command(epilog=TRANSFERS_EPILOG)(transfers)

@@ -348,16 +348,19 @@ class FunctionsAPI:
     def create_trigger(
         self,
         kind: str,
-        function: str,
+        function: str = "",
         *,
+        workflow: str | None = None,
         config: Mapping[str, Any] | None = None,
         args: Mapping[str, Any] | None = None,
         name: str = "",
         project: str | None = None,
     ) -> dict[str, Any]:
-        """A trigger that calls ``function``: ``kind`` webhook, file, schedule or event,
-        with its ``config`` (docs/events.md). A webhook's ``secret`` and ``hook_url`` are
-        in this answer only: keep them for ``send_webhook``."""
+        """A trigger that calls ``function`` — or submits ``workflow`` (a YAML workflow's
+        text; its params from ``args`` and the event's fields of the same names) —:
+        ``kind`` webhook, file, schedule, event or dataset, with its ``config``
+        (docs/events.md). A webhook's ``secret`` and ``hook_url`` are in this answer only:
+        keep them for ``send_webhook``."""
         for field, value in (("config", config), ("args", args)):
             if value is not None and not isinstance(value, Mapping):
                 raise SpecError(f"{field} must be a mapping", field=field)
@@ -368,6 +371,8 @@ class FunctionsAPI:
             "config": dict(config or {}),
             "args": dict(args or {}),
         }
+        if workflow is not None:
+            body["workflow"] = workflow
         return dict(
             self._t.request(
                 "POST",

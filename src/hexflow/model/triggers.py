@@ -1,4 +1,10 @@
-"""Triggers: "when X happens, call function Y". Pure records and their checks, no I/O.
+"""Triggers: "when X happens, call function Y" (or "submit workflow W"). Pure records and
+their checks, no I/O.
+
+A trigger's target is a registered function (``function``; ``args``: constant arguments,
+the event's fields fill the others by name) or a workflow (``workflow``: its YAML, a
+template whose ``params`` the event fills by name; ``args``: constant params). Each event
+submits the workflow once, as a run of the trigger's project.
 
 Kinds and their ``config``:
 - ``webhook``: ``{"tolerance": seconds}`` (default 300), how far a signed request's
@@ -62,6 +68,14 @@ class Trigger:
     fired: int = 0
     last_fired_at: float | None = None
     last_error: str | None = None
+    workflow: str | None = None  # the YAML of the workflow it submits (function: "")
+
+    @property
+    def target(self) -> str:
+        """What it runs: ``function NAME`` or ``workflow NAME``."""
+        if self.workflow is not None:
+            return f"workflow {workflow_name(self.workflow) or self.name}"
+        return f"function {self.function}"
 
     def kinds(self) -> tuple[str, ...]:
         """The kinds of event (patterns: ``task.*``, ``*``) this trigger can match."""
@@ -106,6 +120,8 @@ class Trigger:
             "name": self.name,
             "kind": self.kind.value,
             "function": self.function,
+            "workflow": self.workflow,
+            "target": self.target,
             "config": self.config,
             "args": self.args,
             "enabled": self.enabled,
@@ -115,6 +131,14 @@ class Trigger:
             "last_fired_at": self.last_fired_at,
             "last_error": self.last_error,
         }
+
+
+def workflow_name(text: str) -> str | None:
+    """The ``name:`` of a workflow's YAML (a glance: the service parses it fully)."""
+    for line in text.splitlines():
+        if line.startswith("name:"):
+            return line[5:].strip().strip("'\"") or None
+    return None
 
 
 def check_trigger_config(kind: TriggerKind, config: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from hexflow.service.site_events import SiteEvents
 from hexflow.service.sites import LocalSite, SiteRegistry, Usage, monitored_sites
 from hexflow.service.tasks import TaskService
 from hexflow.service.tokens import AccessTokens
+from hexflow.service.trigger_runs import TriggerRuns
 from hexflow.service.triggers import EventService, TriggerService
 from hexflow.store.service_db import ServiceDb
 
@@ -117,6 +118,7 @@ class Service:
             self.db, self.events, self.manager, self.audit, clock=clock
         )
         self.triggers = TriggerService(self.events, self.audit)
+        self.events.triggers.workflows = TriggerRuns(self.db, self.manager)
         self.event_log = EventService(self.events)
         self.data = DataService(config.db_url, storage, self.audit, clock=clock)
         self.sfapi_globus = GlobusTransfers(

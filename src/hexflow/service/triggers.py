@@ -30,6 +30,7 @@ class TriggerService:
         config: dict[str, Any],
         args: dict[str, Any],
         source: str | None,
+        workflow: str | None = None,
     ) -> Trigger:
         with self._audit.action(who.name, "trigger.create", project=project, source=source) as note:
             project = project or who.default_project(Scope.SUBMIT)
@@ -43,8 +44,9 @@ class TriggerService:
                 config=config,
                 args=args,
                 user=who.name,
+                workflow=workflow,
             )
-            note.target, note.detail = trigger.id, f"{trigger.kind.value} -> {function}"
+            note.target, note.detail = trigger.id, f"{trigger.kind.value} -> {trigger.target}"
             return trigger
 
     def list_triggers(self, who: Principal, project: str | None) -> list[Trigger]:

@@ -123,6 +123,7 @@ triggers = Table(
     Column("fired", Integer, nullable=False),
     Column("last_fired_at", Float),
     Column("last_error", Text),
+    Column("workflow", Text),  # a workflow trigger: the YAML it submits (function: "")
     Index("ix_triggers_project", "project", "name"),
 )
 

@@ -19,7 +19,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_HEAD = "0013"
+SCHEMA_HEAD = "0014"
 
 metadata = MetaData()
 

@@ -34,6 +34,7 @@ def insert_trigger(conn: Connection, t: Trigger) -> None:
             fired=t.fired,
             last_fired_at=t.last_fired_at,
             last_error=t.last_error,
+            workflow=t.workflow,
         )
     )
 
@@ -54,6 +55,7 @@ def _trigger(row: Any) -> Trigger:
         fired=row.fired,
         last_fired_at=row.last_fired_at,
         last_error=row.last_error,
+        workflow=row.workflow,
     )
 
 

@@ -2,8 +2,9 @@
 
 A webhook request, a file arrival or a schedule tick is first logged as an event (keyed,
 so a retry or a second server logs it once); the ``triggers`` consumer of the bus then
-calls the function of every trigger the event matches. Each call is keyed
-``trigger:<id>:<seq>``: delivered twice (after a crash), an event still calls once.
+calls the function of every trigger the event matches, or submits its workflow. Each
+call is keyed ``trigger:<id>:<seq>`` (each run's id derives from the same): delivered
+twice (after a crash), an event still calls or submits once.
 
 Events this process logs itself (webhooks, file arrivals) are also fired at once, from
 memory, as soon as they are committed (``_deliver_local``), instead of waiting for the
@@ -16,6 +17,8 @@ Firing statistics are written in batches off the event path (``_record_later``).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Collection
@@ -31,6 +34,7 @@ from hexflow.events.faults import EVENT_LOGGED, Faults
 from hexflow.events.functions.gateway import FunctionGateway
 from hexflow.events.triggers import schedules, webhooks
 from hexflow.events.triggers.files import FileWatcher
+from hexflow.events.triggers.targets import WorkflowTargets, body_value, from_event
 from hexflow.model.events import FILE_ARRIVED, SCHEDULE_FIRED, WEBHOOK_RECEIVED, Event, NewEvent
 from hexflow.model.ids import new_id
 from hexflow.model.triggers import Trigger, TriggerKind, check_trigger_config
@@ -71,6 +75,8 @@ class TriggerManager:
         self._local: dict[int, asyncio.Task[None]] = {}
         self._firings: list[tuple[Trigger, Event, str | None]] = []  # stats not yet written
         self._firings_due: asyncio.TimerHandle | None = None
+        self.workflows: WorkflowTargets | None = None  # set by the service
+        self._declared: dict[str, Collection[str]] = {}  # a workflow trigger's params, by id
         bus.register(CONSUMER, self.handle, kinds=self.kinds)
 
     # ------------------------------------------------------------------ lifecycle
@@ -148,8 +154,10 @@ class TriggerManager:
         args: dict[str, Any],
         user: str,
         trigger_id: str | None = None,
+        workflow: str | None = None,
     ) -> Trigger:
-        """A new trigger (its webhook secret is in the returned record, never shown again)."""
+        """A new trigger (its webhook secret is in the returned record, never shown again).
+        Its target: ``function`` (a registered function's name) or ``workflow`` (YAML)."""
         try:
             tkind = TriggerKind(kind)
         except ValueError:
@@ -167,7 +175,26 @@ class TriggerManager:
             schedules.check_cron(config["cron"])
         if tkind is TriggerKind.FILE:
             config["path"] = str(Path(config["path"]).expanduser().resolve())
-        self.gateway.registry.get(project, function)  # NotFound if there is no such function
+        if (workflow is None) == (not function):
+            raise SpecError(
+                "a trigger runs a function or a workflow: give one of them",
+                hint='"function": NAME of a registered function, or "workflow": its YAML',
+                field="function" if workflow is None else "workflow",
+            )
+        if workflow is not None:
+            if self.workflows is None:
+                raise SpecError("this server cannot submit workflows from triggers")
+            declared = self.workflows.params(project, workflow)
+            unknown = sorted(set(args) - set(declared))
+            if unknown:
+                raise SpecError(
+                    f"the workflow has no param {unknown[0]!r}",
+                    hint=f"its params: {', '.join(sorted(declared)) or 'none'}",
+                    field=f"args.{unknown[0]}",
+                )
+            function = ""
+        else:
+            self.gateway.registry.get(project, function)  # NotFound if there is no such one
         trigger = Trigger(
             id=trigger_id or new_id(16),
             project=project,
@@ -179,6 +206,7 @@ class TriggerManager:
             created_at=self._now(),
             created_by=user,
             secret=webhooks.new_secret() if tkind is TriggerKind.WEBHOOK else None,
+            workflow=workflow,
         )
         with self._db.write(conflict=f"trigger {trigger.id} exists already") as conn:
             triggers_sql.insert_trigger(conn, trigger)
@@ -242,7 +270,7 @@ class TriggerManager:
             now,
             {
                 "trigger": trigger.id,
-                "body": _body_value(body, headers.get("content-type")),
+                "body": body_value(body, headers.get("content-type")),
                 "sent_at": at,
             },
             key=f"hook:{trigger.id}:{nonce}",
@@ -432,18 +460,13 @@ class TriggerManager:
 
     async def _fire(self, trigger: Trigger, event: Event) -> str | None:
         """None: called; "dup": called before (a redelivery); else the error."""
+        if trigger.workflow is not None:
+            return await self._submit(trigger, event)
         try:
             fn = self.gateway.registry.get(trigger.project, trigger.function)
             args = dict(trigger.args)
             takes = fn.schema.get("properties", {})
-            if "event" in takes:
-                args["event"] = event.as_dict()
-            elif isinstance(event.data.get("body"), dict):  # a webhook's JSON object
-                args.update({k: v for k, v in event.data["body"].items() if k in takes})
-            elif event.kind != WEBHOOK_RECEIVED:  # dataset, site, file... fields by name
-                args.update(
-                    {k: v for k, v in event.data.items() if k in takes and k not in trigger.args}
-                )
+            args.update(from_event(trigger, event, takes))
             self.gateway.registry.check_args(fn, args)
             wanted = new_id(16)
             inv = await self.gateway.invoke(
@@ -457,6 +480,27 @@ class TriggerManager:
             return None if inv.id == wanted else "dup"
         except HexflowError as exc:
             log.warning("trigger %s could not fire on event %d: %s", trigger.id, event.seq, exc)
+            return exc.message
+
+    async def _submit(self, trigger: Trigger, event: Event) -> str | None:
+        """A workflow trigger: its workflow as a run, params from the trigger and the event;
+        the run's id derives from the trigger and the event, so a redelivery submits none."""
+        assert trigger.workflow is not None
+        try:
+            if self.workflows is None:
+                raise SpecError("this server cannot submit workflows from triggers")
+            declared = self._declared.get(trigger.id)
+            if declared is None:
+                declared = self._declared[trigger.id] = await asyncio.to_thread(
+                    self.workflows.params, trigger.project, trigger.workflow
+                )
+            values = {**trigger.args, **from_event(trigger, event, declared)}
+            params = {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+            digest = hashlib.sha256(f"trigger:{trigger.id}:{event.seq}".encode()).hexdigest()
+            submitted = await self.workflows.submit(trigger, event, params, f"t{digest[:15]}")
+            return None if submitted else "dup"
+        except HexflowError as exc:
+            log.warning("trigger %s could not submit on event %d: %s", trigger.id, event.seq, exc)
             return exc.message
 
     def _record_firings(self, done: list[tuple[Trigger, Event, str | None]]) -> None:
@@ -514,19 +558,3 @@ class TriggerManager:
             )
         except Conflict:
             return self.get(trigger_id, [project])
-
-
-def _body_value(body: bytes, content_type: str | None) -> Any:
-    import json
-
-    if content_type and "json" in content_type:
-        try:
-            return json.loads(body or b"null")
-        except ValueError:
-            pass
-    try:
-        return body.decode()
-    except UnicodeDecodeError:
-        import base64
-
-        return {"base64": base64.b64encode(body).decode()}

@@ -137,9 +137,14 @@ class InvocationPage(BaseModel):
 class TriggerIn(BaseModel):
     name: str = ""
     kind: str = Field(description="webhook, file, schedule, event or dataset")
-    function: str = Field(description="the function the trigger calls")
+    function: str = Field("", description="the function the trigger calls (or: workflow)")
+    workflow: str | None = Field(
+        None, description="the YAML of a workflow each event submits (instead of a function)"
+    )
     config: dict[str, Any] = Field(default_factory=dict, description="see docs/events.md")
-    args: dict[str, Any] = Field(default_factory=dict, description="constant arguments")
+    args: dict[str, Any] = Field(
+        default_factory=dict, description="constant arguments (a workflow's: params)"
+    )
 
 
 class TriggerOut(BaseModel):
@@ -148,6 +153,8 @@ class TriggerOut(BaseModel):
     name: str
     kind: str
     function: str
+    workflow: str | None = None
+    target: str = Field(description="what it runs: 'function NAME' or 'workflow NAME'")
     config: dict[str, Any]
     args: dict[str, Any]
     enabled: bool

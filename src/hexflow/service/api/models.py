@@ -29,6 +29,9 @@ class RunOut(BaseModel):
     ended_at: float | None
     cancel_requested: bool
     tasks: dict[str, int] | None = Field(None, description="task counts by state")
+    triggered_by: dict[str, str] | None = Field(
+        None, description="a run a workflow trigger submitted: {trigger: ID, event: SEQ}"
+    )
 
     @classmethod
     def of(cls, run: RunRecord, counts: dict[str, int] | None = None) -> RunOut:
@@ -44,6 +47,7 @@ class RunOut(BaseModel):
             ended_at=run.ended_at,
             cancel_requested=run.cancel_requested,
             tasks=counts,
+            triggered_by=_triggered_by(run.config),
         )
 
 
@@ -184,3 +188,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "no such object in your projects"},
     422: {"model": ErrorOut, "description": "invalid input; `field` names it"},
 }
+
+
+def _triggered_by(config: dict[str, Any]) -> dict[str, str] | None:
+    trigger, event = config.get("trigger"), config.get("event")
+    if isinstance(trigger, str) and isinstance(event, str):
+        return {"trigger": trigger, "event": event}
+    return None

@@ -43,7 +43,8 @@ def create_trigger(
     project: Annotated[str | None, Query(description="default: your only project")] = None,
 ) -> TriggerOut:
     """Create a trigger: when a webhook is called, a file arrives, a schedule ticks or an
-    event is logged, call the function. A webhook's secret is in this answer only."""
+    event is logged, call the function — or submit the workflow (``workflow``: its YAML,
+    with params from ``args`` and the event). A webhook's secret is in this answer only."""
     trigger = svc.triggers.create(
         who,
         project,
@@ -53,6 +54,7 @@ def create_trigger(
         config=body.config,
         args=body.args,
         source=source(request),
+        workflow=body.workflow,
     )
     return TriggerOut.of(trigger, with_secret=True)
 
