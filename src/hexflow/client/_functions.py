@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from hexflow.client._handle import RemoteHandle
 from hexflow.client._hooks import signed_headers
 from hexflow.errors import FunctionFailed, SpecError
 from hexflow.model.resources import parse_duration, parse_memory
@@ -66,13 +67,6 @@ def _wait_seconds(timeout: float | None, field: str = "timeout") -> float | None
     return float(timeout)
 
 
-def _poll_delays() -> Iterator[float]:
-    delay = 0.02
-    while True:
-        yield delay
-        delay = min(delay * 1.5, 0.5)
-
-
 def invocation_error(info: Mapping[str, Any]) -> FunctionFailed:
     """The exception for an invocation that ended without a result."""
     inv_id, traceback = info.get("id"), info.get("traceback")
@@ -91,52 +85,32 @@ def invocation_error(info: Mapping[str, Any]) -> FunctionFailed:
     return err
 
 
-class Invocation:
+class Invocation(RemoteHandle):
     """A call of a function on the server. ``info`` is its latest JSON view."""
 
+    TERMINAL = TERMINAL_INVOCATION
+    FIRST_POLL, LONGEST_POLL = 0.02, 0.5
+
     def __init__(self, client: FunctionsAPI, info: dict[str, Any]) -> None:
+        super().__init__(info)
         self.client = client
-        self.info = info
 
     def __repr__(self) -> str:
         return f"<Invocation {self.id} {self.function} {self.state}>"
 
     @property
-    def id(self) -> str:
-        return str(self.info["id"])
-
-    @property
     def function(self) -> str:
         return str(self.info["function"])
 
-    @property
-    def state(self) -> str:
-        return str(self.info["state"])
+    def _fetch(self) -> dict[str, Any]:
+        return self.client.get_invocation(self.id)
 
-    @property
-    def ok(self) -> bool:
-        return self.state == "succeeded"
-
-    def refresh(self) -> Invocation:
-        self.info = self.client.get_invocation(self.id)
-        return self
-
-    def done(self) -> bool:
-        if self.state in TERMINAL_INVOCATION:
-            return True
-        return self.refresh().state in TERMINAL_INVOCATION
+    def _what(self) -> str:
+        return f"invocation {self.id} of {self.function}"
 
     def wait(self, timeout: float | None = None) -> Invocation:
         """Block until the invocation has ended (``TimeoutError`` after ``timeout`` s)."""
-        timeout = _wait_seconds(timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for delay in _poll_delays():
-            if self.done():
-                return self
-            if deadline is not None and time.monotonic() + delay > deadline:
-                raise TimeoutError(f"invocation {self.id} of {self.function} did not end in time")
-            time.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return super().wait(_wait_seconds(timeout))
 
     def result(self, timeout: float | None = None) -> Any:
         """The function's return value, waiting for it; ``FunctionFailed`` if it failed

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from hexflow.client._handle import RemoteHandle, poll_delays
 from hexflow.errors import Conflict, HexflowError, TaskFailed
 
 if TYPE_CHECKING:
@@ -22,57 +23,29 @@ if TYPE_CHECKING:
 TERMINAL_RUN = frozenset({"succeeded", "failed", "cancelled"})
 
 
-def _poll_delays() -> Iterator[float]:
-    delay = 0.05
-    while True:
-        yield delay
-        delay = min(delay * 1.5, 1.0)
-
-
 def _check_deadline(deadline: float | None, what: str) -> None:
     if deadline is not None and time.monotonic() > deadline:
         raise TimeoutError(f"{what} did not end in time")
 
 
-class RemoteRun:
+class RemoteRun(RemoteHandle):
     """A run on a server. ``info`` is its latest JSON view (refreshed by ``refresh``)."""
 
+    TERMINAL = TERMINAL_RUN
+
     def __init__(self, client: Client, info: dict[str, Any], *, replayed: bool = False) -> None:
+        super().__init__(info)
         self.client = client
-        self.info = info
         self.replayed = replayed  # an earlier submission with the same Idempotency-Key made it
 
     def __repr__(self) -> str:
         return f"<RemoteRun {self.id} {self.state}>"
 
-    @property
-    def id(self) -> str:
-        return str(self.info["id"])
+    def _fetch(self) -> dict[str, Any]:
+        return self.client.get_run(self.id)
 
-    @property
-    def state(self) -> str:
-        return str(self.info["state"])
-
-    @property
-    def ok(self) -> bool:
-        return self.state == "succeeded"
-
-    def done(self) -> bool:
-        return self.refresh().state in TERMINAL_RUN
-
-    def refresh(self) -> RemoteRun:
-        self.info = self.client.get_run(self.id)
-        return self
-
-    def wait(self, timeout: float | None = None) -> RemoteRun:
-        """Block until the run has ended (``TimeoutError`` after ``timeout`` seconds)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for delay in _poll_delays():
-            if self.refresh().state in TERMINAL_RUN:
-                return self
-            _check_deadline(deadline, f"run {self.id}")
-            time.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+    def _what(self) -> str:
+        return f"run {self.id}"
 
     def cancel(self) -> RemoteRun:
         self.info = self.client.cancel(self.id)
@@ -115,7 +88,7 @@ class RemoteFuture:
     def outcome(self, timeout: float | None = None) -> dict[str, Any]:
         """The ended task's outcome (state, reason, pickled result...), waiting for it."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        for delay in _poll_delays():
+        for delay in poll_delays(0.05, 1.0):
             try:
                 return self.client.task_result(self.run_id, self.task_id)
             except Conflict:  # not ended yet

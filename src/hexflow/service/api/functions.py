@@ -21,7 +21,7 @@ from hexflow.service.api.events_models import (
     UploadIn,
     UploadOut,
 )
-from hexflow.service.api.hotpath import json_args, too_large
+from hexflow.service.api.hotpath import json_args, read_limited
 from hexflow.service.api.models import ERRORS
 from hexflow.service.auth import Principal
 from hexflow.service.core import Service
@@ -129,16 +129,7 @@ async def invoke_function(
 
 async def _read_args(request: Request, limit: int) -> Any:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise too_large(int(declared), limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(size, limit)
-        chunks.append(chunk)
-    return json_args(b"".join(chunks))
+    return json_args(await read_limited(request.stream(), limit, declared))
 
 
 @router.post("/functions/{name}/uploads", status_code=201, response_model=UploadOut)

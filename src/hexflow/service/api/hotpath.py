@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -152,24 +153,36 @@ def _invoke_query(raw: bytes) -> tuple[str | None, int | None, str, float | None
     return seen.get("project"), version, mode, wait
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The request's body, refused (413) past ``limit`` bytes, declared or sent."""
-    declared = _header(scope, b"content-length")
+async def read_limited(
+    chunks: AsyncIterator[bytes], limit: int, declared: str | None = None
+) -> bytes:
+    """A request body from its ``chunks``, refused (413) past ``limit`` bytes, declared
+    (``Content-Length``) or sent. Every route that reads a body itself reads it here."""
     if declared and declared.isdigit() and int(declared) > limit:
         raise too_large(int(declared), limit)
-    chunks: list[bytes] = []
+    parts: list[bytes] = []
     size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise too_large(size, limit)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The body of a request answered here, from the ASGI ``receive``."""
+    return await read_limited(_received(receive), limit, _header(scope, b"content-length"))
+
+
+async def _received(receive: Receive) -> AsyncIterator[bytes]:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ServiceError("the client went away before its request's body arrived")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise too_large(size, limit)
-        chunks.append(chunk)
+        yield message.get("body", b"")
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return
 
 
 def json_args(raw: bytes) -> Any:

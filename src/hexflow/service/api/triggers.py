@@ -88,16 +88,9 @@ async def call_hook(trigger_id: str, request: Request, svc: Svc) -> HookAccepted
 
 
 async def _raw_body(request: Request, limit: int) -> bytes:
-    from hexflow.service.api.hotpath import too_large
+    from hexflow.service.api.hotpath import read_limited
 
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(size, limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_limited(request.stream(), limit, request.headers.get("content-length"))
 
 
 @router.get("/events", response_model=EventPage)
