@@ -15,44 +15,51 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 from hexflow.engine.cache import cache_key
 from hexflow.engine.cancel import CancelMixin
+from hexflow.engine.completion import CompletionMixin
 from hexflow.engine.joins import JoinMixin
-from hexflow.engine.lease import my_owner_id, owner_alive
+from hexflow.engine.lease import my_owner_id
+from hexflow.engine.loading import LoadMixin
 from hexflow.engine.paths import RunPaths, run_home
 from hexflow.engine.placement import absolute_deadline
 from hexflow.engine.preempt import PreemptMixin
-from hexflow.engine.progress import Progress, ProgressFn
+from hexflow.engine.progress import ProgressFn
 from hexflow.engine.sites import SITE_FAILURES, SiteMixin, SiteRuntime, SiteSet
 from hexflow.engine.taskhooks import TaskHook, TaskHookMixin
-from hexflow.errors import EngineError, SpecError
 from hexflow.executors.base import Executor, ExecutorEvent, Launch, TaskEnded, TaskStarted
 from hexflow.model import (
     RunRecord,
-    RunState,
     TaskKind,
     TaskRecord,
     TaskSpec,
     TaskState,
     WorkflowDAG,
 )
-from hexflow.model.events import RUN_PREFIX, TASK_PREFIX, NewEvent
+from hexflow.model.events import TASK_PREFIX, NewEvent
 from hexflow.scheduler.decisions import PolicyConfig, Preempt, Reject, Start
 from hexflow.store import Store
 
 S = TaskState
 
-_TERMINAL = frozenset(s for s in S if s.terminal)
 # Reasons after which a retry makes no sense.
 _NO_RETRY = {"cancelled", "launch_failed"}
 # Ends that requeue the task as it was, whatever its retries: the work was stopped from outside.
 _REQUEUED = frozenset({"preempted", "pilot_lost"})
 
 
-class Engine(CancelMixin, JoinMixin, PreemptMixin, SiteMixin, TaskHookMixin):
+class Engine(
+    CancelMixin,
+    CompletionMixin,
+    JoinMixin,
+    LoadMixin,
+    PreemptMixin,
+    SiteMixin,
+    TaskHookMixin,
+):
     def __init__(
         self,
         store: Store,
@@ -268,118 +275,6 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin, SiteMixin, TaskHookMixin):
             self._new.append(rec)
             self._count(None, rec.state)
             self._settle_pending(rec)
-
-    # ---------------------------------------------------------------- loading
-    def _load(self, run_id: str, retry_failed: bool) -> None:
-        created, self._created = self._created, None
-        if created is not None and created[0].id == run_id:
-            # Just created by this engine, owned by this process: the store holds exactly
-            # these records, so there is nothing to read back.
-            run, records, self.dag = created
-        else:
-            run = self.store.get_run(run_id)
-            me = my_owner_id()
-            if owner_alive(run.owner) and run.owner != me:
-                raise EngineError(
-                    f"run {run.id} is being driven by another live process ({run.owner})",
-                    hint="wait for it, or stop it with `hexflow cancel RUN`",
-                    run=run.id,
-                )
-            # Take the run over atomically: of two resumes started at once, one wins.
-            if run.owner != me and not self.store.claim_run(run.id, run.owner, me):
-                raise EngineError(
-                    f"run {run.id} was just taken over by another process",
-                    hint="`hexflow status RUN` shows who drives it now",
-                    run=run.id,
-                )
-            records = self.store.load_tasks(run.id)
-            self.dag.add_many(r.spec for r in records)
-        now = self._now()
-        run.owner = my_owner_id()
-        if retry_failed:  # an earlier cancel is over: the run may succeed now
-            run.cancel_requested = False
-        if run.state is not RunState.RUNNING:
-            run.set_state(RunState.RUNNING)
-        run.started_at = run.started_at or now
-        run.ended_at = None
-        cap = self.executor.capacity
-        run.config["executor"] = {  # what `hexflow queue` explains waiting against
-            "name": self.executor.name,
-            "node": self._placement.node,
-            "cpus": cap.cpus,
-            "memory": cap.memory,
-            "gpus": cap.gpus,
-            "policy": asdict(self.policy),
-        }
-        if self._only_site is None:
-            run.config["sites"] = [site.name for site in self._site_list]
-        self.run_record = run
-        self._project = run.project
-        self._run_event(run)
-        self._run_dirty = True
-        self._started = now
-        self._note_gangs(r.spec for r in records)
-        for rec in records:
-            self.records[rec.id] = rec
-            if rec.join and rec.state is S.RUNNING:  # its code ran; it waits for a spawned task
-                self._joins.setdefault(rec.join, []).append(rec.id)
-            elif rec.state.in_flight:  # lost in flight by a crash: requeue, not counted
-                if rec.worker:  # what the dead engine left running, wherever it was
-                    any(site.executor.reap(rec.worker) for site in self._site_list)
-                rec.set_state(S.READY)
-                rec.attempt = max(0, rec.attempt - 1)
-                rec.reason = "requeued after restart"
-                self._dirty[rec.id] = rec
-            elif rec.state is S.RETRYING:  # keep the backoff it was waiting out
-                self._count(None, rec.state)
-                self._after(max(0.0, (rec.retry_at or now) - now), self._retry_due, rec.id)
-                continue
-            elif retry_failed and rec.state in (S.FAILED, S.UPSTREAM_FAILED, S.CANCELLED):
-                rec.set_state(S.PENDING)
-                rec.attempt = 0
-                rec.reason = rec.error = rec.traceback = rec.root_cause = rec.join = None
-                self._dirty[rec.id] = rec
-            self._count(None, rec.state)
-        for spec_id in self.dag.topological_order():
-            rec = self.records[spec_id]
-            if rec.state is S.READY:
-                self._enqueue(rec)
-            elif rec.state is S.PENDING:
-                self._settle_pending(rec)
-        for target in list(self._joins):
-            if self.records[target].state.terminal:  # it ended before the crash
-                self._resolve_joins(self.records[target])
-
-    def _check_fits(self, specs: Iterable[TaskSpec], project: str | None = None) -> None:
-        if self._only_site is None or any(spec.sites for spec in specs):
-            self._check_sites_of(list(specs), project)
-            return
-        cap = self.executor.capacity
-        one_node = not _places_work(self.executor)  # else the batch system spans nodes
-        for spec in specs:
-            req = spec.resources
-            if not req.fits_in(cap) or (req.nodes > 1 and one_node):
-                raise SpecError(
-                    f"task {spec.name!r} asks for {req.describe()} but the {self.executor.name} "
-                    f"executor has {cap.describe()} in all",
-                    hint="lower the request, or run on a site that has it (slurm executor)",
-                    task=spec.id,
-                )
-
-    def _settle_pending(self, rec: TaskRecord) -> None:
-        """Compute how many deps a PENDING task still waits for; fail or ready it if due."""
-        waiting = 0
-        for dep in rec.spec.deps:
-            dep_rec = self.records[dep]
-            if dep_rec.state in (S.FAILED, S.UPSTREAM_FAILED, S.CANCELLED):
-                self._upstream_failed(rec, dep_rec)
-                return
-            if dep_rec.state is not S.SUCCEEDED:
-                waiting += 1
-        if waiting:
-            self._waiting[rec.id] = waiting
-        else:
-            self._make_ready(rec)
 
     # ---------------------------------------------------------------- the loop turn
     def _report(self, event: ExecutorEvent) -> None:
@@ -691,89 +586,3 @@ class Engine(CancelMixin, JoinMixin, PreemptMixin, SiteMixin, TaskHookMixin):
                 self._make_ready(records[child])
             else:
                 waiting[child] = left - 1
-
-    def _fail_dependents(self, root: TaskRecord) -> None:
-        stack = list(self.dag.dependents(root.id))
-        while stack:
-            rec = self.records[stack.pop()]
-            if rec.state is S.PENDING:
-                self._upstream_failed(rec, root, cascade=False)
-                stack.extend(self.dag.dependents(rec.id))
-
-    def _upstream_failed(self, rec: TaskRecord, cause: TaskRecord, cascade: bool = True) -> None:
-        self._waiting.pop(rec.id, None)
-        root = cause.root_cause or cause.id
-        rec.root_cause = root
-        rec.reason = "upstream_failed"
-        root_rec = self.records.get(root, cause)
-        rec.error = f"upstream task {root_rec.name!r} {root_rec.state.value}" + (
-            f": {root_rec.error}" if root_rec.error else ""
-        )
-        self._set(rec, S.UPSTREAM_FAILED)
-        if cascade:
-            self._fail_dependents(rec)
-
-    # ---------------------------------------------------------------- completion
-    def _maybe_finish(self) -> None:
-        assert self.run_record is not None and self._done is not None
-        c = self._counts
-        if any(n for s, n in c.items() if s not in _TERMINAL) or self._done.done():
-            return
-        run = self.run_record
-        if run.cancel_requested:
-            final = RunState.CANCELLED
-        elif c.get(S.FAILED) or c.get(S.UPSTREAM_FAILED) or c.get(S.CANCELLED):
-            final = RunState.FAILED
-        else:
-            final = RunState.SUCCEEDED
-        run.set_state(final)
-        run.ended_at = self._now()
-        self._run_event(run)
-        self._run_dirty = True
-        self._flush()
-        self._progress(force=True)
-        self._done.set_result(run)
-
-    def _run_event(self, run: RunRecord) -> None:
-        self._events.append(
-            NewEvent(
-                RUN_PREFIX + run.state._value_,
-                self._project,
-                run.id,
-                self._now(),
-                {"run": run.id, "name": run.name},
-            )
-        )
-
-    def _release(self) -> None:
-        run = self.run_record
-        if run is None:
-            return
-        try:
-            run.owner = None
-            self._run_dirty = True
-            self._flush()
-        except Exception:  # noqa: BLE001 - releasing is best effort; a dead owner is detected
-            pass
-
-    def _progress(self, force: bool = False) -> None:
-        if self.on_progress is None or self.run_record is None:
-            return
-        now = time.monotonic()
-        if not force and now - self._last_progress < self._progress_interval:
-            return
-        self._last_progress = now
-        self.on_progress(
-            Progress(
-                run_id=self.run_record.id,
-                total=len(self.records),
-                counts={s.value: n for s, n in self._counts.items()},
-                elapsed=self._now() - self._started,
-            )
-        )
-
-
-def _places_work(executor: Executor) -> bool:
-    """Whether the executor's backend places work itself (a batch system): the engine then
-    hands it tasks of any node count and does not fit them into one node."""
-    return bool(getattr(executor, "places_work", False))
