@@ -245,10 +245,11 @@ def crash_and_resume(seed: int, where: Path) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume(tmp_path: Path) -> None:
-    seeds = range(15)
+    seeds = range(9)
     outcomes = [crash_and_resume(seed, tmp_path / f"seed{seed}") for seed in seeds]
     # the random kills did land in the middle of runs, and in-flight tasks were re-run
-    # (a typical schedule gives about 20 mid-run kills; 5 leaves room for a slow machine)
+    # (a typical schedule of 9 seeds gives about 12 mid-run kills; 5 leaves room for a
+    # slow machine)
     assert sum(o["mid_run"] for o in outcomes) >= 5, outcomes
     assert any(o["reruns"] for o in outcomes), outcomes
 
