@@ -5,8 +5,7 @@ capacities, and applying the storage settings' lifecycle rules (moves, deletions
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -75,12 +74,12 @@ def lifecycle(
     as_json: JsonOpt = False,
 ) -> None:
     """Apply the lifecycle rules of the storage settings (moves, deletions), audited."""
-    from hexflow.data.lifecycle_run import LifecycleRunner
+    from hexflow.data.lifecycle_run import LifecycleRunner, finished_runs
 
     settings = settings_of(ctx)
     with data_services(ctx, project, storage) as data:
         runner = run_data(
-            lambda: LifecycleRunner(data.catalog, finished_runs=_finished_runs(settings.db_url))
+            lambda: LifecycleRunner(data.catalog, finished_runs=finished_runs(settings.db_url))
         )
         if not runner.rules:
             bad_input(
@@ -106,27 +105,3 @@ def lifecycle(
             )
     if any(r["outcome"] == "failed" for r in rows):
         raise typer.Exit(1)
-
-
-def _finished_runs(db_url: str) -> Callable[[Any], frozenset[str]]:
-    def finished(run_ids: Any) -> frozenset[str]:
-        from hexflow.errors import StoreError
-        from hexflow.store import open_store
-
-        ids = set(run_ids)
-        if not ids:
-            return frozenset()
-        store = open_store(db_url)
-        try:
-            done = set()
-            for run_id in ids:
-                try:
-                    if store.get_run(run_id).state.terminal:
-                        done.add(run_id)
-                except StoreError:
-                    continue  # not a run of this store (recorded by hand)
-            return frozenset(done)
-        finally:
-            store.close()
-
-    return finished

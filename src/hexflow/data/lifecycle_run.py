@@ -20,6 +20,32 @@ from hexflow.model.datasets import Replica, VersionRecord
 FinishedRuns = Callable[[Iterable[str]], frozenset[str]]
 
 
+def finished_runs(db_url: str) -> FinishedRuns:
+    """Which of the given run ids have ended, read from the service's run database."""
+
+    def finished(run_ids: Iterable[str]) -> frozenset[str]:
+        from hexflow.errors import StoreError
+        from hexflow.store import open_store
+
+        ids = set(run_ids)
+        if not ids:
+            return frozenset()
+        store = open_store(db_url)
+        try:
+            done = set()
+            for run_id in ids:
+                try:
+                    if store.get_run(run_id).state.terminal:
+                        done.add(run_id)
+                except StoreError:
+                    continue  # not a run of this database (a version recorded by hand)
+            return frozenset(done)
+        finally:
+            store.close()
+
+    return finished
+
+
 class LifecycleRunner:
     def __init__(
         self,
