@@ -22,7 +22,7 @@ def test_the_checkpointer_copies_the_log_back_and_empties_it_on_stop(tmp_path: P
     checkpointer = WalCheckpointer(path, interval=0.05)
     checkpointer.start()
     try:
-        for i in range(300):
+        for _ in range(300):
             writer.execute("INSERT INTO t (body) VALUES (?)", ("x" * 2000,))
         deadline = time.monotonic() + 10
         while checkpointer.checkpoints == 0:

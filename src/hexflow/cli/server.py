@@ -109,6 +109,14 @@ def server(
             "*.example.org for its subdomains; default: none, callbacks are refused).",
         ),
     ] = None,
+    event_retention: Annotated[
+        str,
+        typer.Option(
+            "--event-retention",
+            help="How long to keep events every consumer has handled, e.g. 30d, 12h, 3600 "
+            "(0: keep every event; a reader asking for a pruned offset gets 410).",
+        ),
+    ] = "0",
 ) -> None:
     """Start the hexflow service: REST API under /api/v1, OAuth2 at /oauth2/token, API docs
     at /docs, Prometheus metrics at /metrics. Runs left unfinished by a previous server are
@@ -138,7 +146,10 @@ def server(
             storage=load_storage(settings.home, storage),
             freeze_gc=True,
             lifecycle_interval=lifecycle_interval,
-            events=EventsConfig(callback_hosts=tuple(callback_host or ())),
+            events=EventsConfig(
+                callback_hosts=tuple(callback_host or ()),
+                retention=_retention(event_retention),
+            ),
         )
         app = create_app(config)
     except HexflowError as exc:
@@ -183,3 +194,24 @@ def _pairs(items: list[str] | None, option: str, example: str) -> tuple[tuple[st
             raise SpecError(f"{option} {item!r}: expected NAME=VALUE, e.g. {example}")
         out.append((name, value))
     return tuple(out)
+
+
+def _retention(value: str) -> float:
+    """Seconds from ``--event-retention`` (``30d``, ``12h``, ``90m``, ``3600``, ``0``)."""
+    from hexflow.errors import SpecError
+    from hexflow.model.resources import parse_duration
+
+    text = value.strip().lower()
+    if text in ("0", "0s", "0.0"):
+        return 0.0
+    days = text[:-1] if text.endswith("d") else None
+    try:
+        seconds = float(days) * 86400 if days is not None else parse_duration(text, "x") or 0.0
+    except (SpecError, ValueError):
+        raise typer.BadParameter(
+            f"{value!r} is not a duration: write 30d, 12h, 90m or seconds",
+            param_hint="--event-retention",
+        ) from None
+    if seconds < 0:
+        raise typer.BadParameter("a retention is 0 or more", param_hint="--event-retention")
+    return seconds

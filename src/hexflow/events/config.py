@@ -23,3 +23,7 @@ class EventsConfig:
     callback_timeout: float = 10.0  # seconds one callback POST may take
     upload_max_bytes: int = 5 * 1024**3  # largest pre-signed upload (the handshake)
     upload_ttl: float = 3600.0  # seconds a pre-signed upload URL stays valid
+    # Seconds an event is kept once every consumer has handled it (0: every event is kept,
+    # replayable from any offset); older ones are pruned every ``prune_every`` seconds.
+    retention: float = 0.0
+    prune_every: float = 60.0

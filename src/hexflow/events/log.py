@@ -3,7 +3,9 @@
 Producers append (``append``: its own transaction; or ``store.events_sql.append`` inside a
 transaction of their own, as the engine and the function gateway do); consumers read
 after a sequence number and record how far they got (``commit``). Reading never changes
-the log: any consumer can replay it from any offset.
+the log: any consumer can replay it from any offset — unless the server keeps events for a
+while only (``EventsConfig.retention``): ``prune`` then deletes what is older and every
+consumer has handled, and ``pruned_upto`` says how far.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 
 from hexflow.model.events import Event, NewEvent
-from hexflow.store import events_sql
+from hexflow.store import events_retention, events_sql
 from hexflow.store.service_db import ServiceDb
 
 
@@ -51,3 +53,27 @@ class EventLog:
     def commit(self, consumer: str, seq: int) -> None:
         with self.db.write() as conn:
             events_sql.commit_offset(conn, consumer, seq, self._now())
+
+    def prune(self, retention: float, *, batch: int = 5000, batches: int = 20) -> int:
+        """Delete the events older than ``retention`` seconds that every consumer has
+        handled, in transactions of ``batch`` events (at most ``batches`` of them a call);
+        returns how many went."""
+        gone = 0
+        for _ in range(batches):
+            now = self._now()
+            with self.db.write() as conn:
+                upto = events_retention.consumers_upto(conn)
+                if upto is None:
+                    upto = events_sql.head(conn)
+                done = events_retention.prune(
+                    conn, before=now - retention, upto=upto, now=now, limit=batch
+                )
+            gone += done
+            if done < batch:
+                break
+        return gone
+
+    def pruned_upto(self) -> int:
+        """The newest ``seq`` retention deleted (0: none)."""
+        with self.db.read() as conn:
+            return events_retention.pruned_upto(conn)

@@ -3,6 +3,8 @@ together, started on the server's event loop and stopped with it."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +23,8 @@ from hexflow.events.functions.uploads import Uploads
 from hexflow.events.log import EventLog
 from hexflow.events.triggers.manager import TriggerManager
 from hexflow.store.service_db import ServiceDb
+
+log = logging.getLogger("hexflow.events")
 
 
 class EventSystem:
@@ -71,16 +75,35 @@ class EventSystem:
             self.redis = RedisStreams(config.redis_url, self.log, owner=self.gateway.owner)
             self.bus.use_redis(self.redis)
         self.started = False
+        self._pruner: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.gateway.start()
         await self.triggers.start()
         await self.callbacks.start()
         await self.bus.start()
+        if self.config.retention > 0:
+            self._pruner = asyncio.get_running_loop().create_task(self._prune_forever())
         self.started = True
+
+    async def _prune_forever(self) -> None:
+        """Retention: events older than ``config.retention`` that every consumer has
+        handled are deleted, every ``config.prune_every`` seconds."""
+        while True:
+            try:
+                gone = await asyncio.to_thread(self.log.prune, self.config.retention)
+                if gone:
+                    log.info("pruned %d event(s) older than %g s", gone, self.config.retention)
+            except Exception:  # noqa: BLE001 - the next pass tries again
+                log.exception("pruning the event log failed")
+            await asyncio.sleep(self.config.prune_every)
 
     async def stop(self) -> None:
         self.started = False
+        if self._pruner is not None:
+            self._pruner.cancel()
+            await asyncio.wait([self._pruner], timeout=5)
+            self._pruner = None
         await self.bus.stop()
         await self.callbacks.stop()
         await self.triggers.stop()

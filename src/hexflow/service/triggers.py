@@ -3,9 +3,11 @@ log (read after an offset, follow), within the projects the caller's credential 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Collection
 from typing import Any
 
+from hexflow.errors import ServiceError
 from hexflow.events.system import EventSystem
 from hexflow.model.access import Scope
 from hexflow.model.events import Event
@@ -85,9 +87,25 @@ class EventService:
         """(events after ``after``, the seq to pass as ``after`` next), waiting up to
         ``wait`` seconds for the first one."""
         projects = self.projects(who, project)
+        await self.check_kept(after)
         return await self._events.bus.wait(after, projects=projects, timeout=wait, limit=limit)
 
     def follow(
         self, who: Principal, *, after: int, project: str | None
     ) -> AsyncIterator[Event | None]:
         return self._events.bus.stream(after, projects=self.projects(who, project))
+
+    async def check_kept(self, after: int) -> None:
+        """A reader asking for events the retention deleted is told so (410), rather than
+        missing them; ``after=0`` reads from the oldest event kept."""
+        if self._events.config.retention <= 0 or after <= 0:
+            return
+        pruned = await asyncio.to_thread(self._events.log.pruned_upto)
+        if after < pruned:
+            raise ServiceError(
+                f"the events up to seq {pruned} are gone: the server keeps events for "
+                f"{self._events.config.retention:g} s once every consumer has handled them",
+                hint=f"read from after={pruned} (or after=0: the oldest kept)",
+                status=410,
+                field="after",
+            )

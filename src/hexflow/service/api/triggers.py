@@ -132,6 +132,7 @@ async def stream_events(
             after = int(last_event_id)
         else:
             after = await run_in_threadpool(svc.events.log.head)
+    await svc.event_log.check_kept(after)
     follow = svc.event_log.follow(who, after=after, project=project)
 
     async def body() -> AsyncIterator[str]:
