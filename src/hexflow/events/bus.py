@@ -41,6 +41,17 @@ Handler = Callable[[list[Event]], Awaitable[None]]
 COMMIT_EVERY = 0.2
 
 
+async def _set_or_timeout(event: asyncio.Event | None, timeout: float) -> None:
+    """Wait until ``event`` is set or ``timeout`` seconds have passed (no event: sleep)."""
+    if event is None:
+        await asyncio.sleep(timeout)
+        return
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        pass
+
+
 @dataclass
 class Consumer:
     name: str
@@ -154,24 +165,11 @@ class EventBus:
                 consumer.woken.set()
 
     async def _woken_or_timeout(self, consumer: Consumer, timeout: float) -> None:
-        woken = consumer.woken
-        if woken is None or self.stopping:
-            await self._changed_or_timeout(timeout)
-            return
-        try:
-            await asyncio.wait_for(woken.wait(), timeout)
-        except TimeoutError:
-            pass
+        woken = None if self.stopping else consumer.woken
+        await _set_or_timeout(woken or self._changed, timeout)
 
     async def _changed_or_timeout(self, timeout: float) -> None:
-        changed = self._changed
-        if changed is None:
-            await asyncio.sleep(timeout)
-            return
-        try:
-            await asyncio.wait_for(changed.wait(), timeout)
-        except TimeoutError:
-            pass
+        await _set_or_timeout(self._changed, timeout)
 
     # ------------------------------------------------------------------ consumers
     async def _consume(self, consumer: Consumer) -> None:
