@@ -5,6 +5,7 @@ tasks ``urgent``; and the bad input such a trigger can be given (422 naming the 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from pathlib import Path
@@ -22,10 +23,12 @@ params:
   sample:          # required: the event gives it
   frames: 3
 tasks:
-  reduce:
-    command: ["sh", "-c", "echo ${sample} ${frames} > reduced.txt"]
+  reduce:          # shell: true — the values reach the shell as variables, never as code
+    shell: true
+    command: echo ${sample} ${frames} > reduced.txt
   check:
-    command: ["sh", "-c", "grep -q '${sample} ${frames}' reduced.txt"]
+    shell: true
+    command: grep -Fqx -- "${sample} ${frames}" reduced.txt
     after: reduce
 """
 
@@ -77,6 +80,22 @@ def test_a_webhook_submits_its_workflow_once_per_event(env: Env) -> None:
         "the firing to be recorded",
     )  # fmt: skip
     assert listed[0]["last_error"] is None and listed[0]["target"].startswith("workflow")
+
+
+def test_an_event_cannot_inject_shell_code(env: Env, tmp_path: Path) -> None:
+    """A webhook body is outside input: in a ``shell: true`` command its values are the
+    shell's variables, so a value made of shell syntax stays a value."""
+    alice = env.auth("alice", "p1", ALL)
+    hook = env.client.post(
+        "/api/v1/triggers", json={"kind": "webhook", "workflow": TEMPLATE}, headers=alice
+    ).json()
+    pwned = tmp_path / "pwned"
+    evil = f"s1; touch {pwned}; echo $(touch {pwned})"
+    seq = _hook(env, hook, json.dumps({"sample": evil}).encode())["seq"]
+    run_id = _run_id(hook["id"], seq)
+    run = env.wait_run(alice, eventually(lambda: _exists(env, alice, run_id), "the run"))
+    assert run["state"] == "succeeded", run  # check found the value, verbatim, in the file
+    assert not pwned.exists()
 
 
 def _exists(env: Env, headers: dict[str, str], run_id: str) -> str | None:
