@@ -136,3 +136,22 @@ def test_bad_workflow_triggers_are_422_naming_the_field(env: Env, tmp_path: Path
         assert r.status_code == 422, (body, r.text)
         assert r.json()["field"] == field, (body, r.json())
     assert env.client.get("/api/v1/triggers", headers=alice).json()["items"] == []
+
+
+def test_a_trigger_whose_owner_may_no_longer_submit_submits_nothing(env: Env) -> None:
+    from hexflow.model.access import Role
+
+    alice = env.auth("alice", "p1", ALL)
+    hook = env.client.post(
+        "/api/v1/triggers", json={"kind": "webhook", "workflow": TEMPLATE}, headers=alice
+    ).json()
+    env.admin.set_member("p1", "alice", Role.VIEWER)  # alice may only read p1 now
+    seq = _hook(env, hook, b'{"sample": "s7"}')["seq"]
+    listed = eventually(
+        lambda: [t for t in env.client.get("/api/v1/triggers", headers=alice).json()["items"]
+                 if t["fired"] == 1],
+        "the refused firing to be recorded",
+    )  # fmt: skip
+    assert "may no longer submit" in (listed[0]["last_error"] or ""), listed[0]
+    run = env.client.get(f"/api/v1/runs/{_run_id(hook['id'], seq)}", headers=alice)
+    assert run.status_code == 404
