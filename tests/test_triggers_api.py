@@ -238,3 +238,22 @@ def test_trigger_input_errors_and_ownership(env: Env) -> None:
     assert "trigger.create" in actions and "trigger.delete" in actions
     assert "function.register" in actions
     assert invoke(env, alice, "add", {"x": 1}).status_code == 200
+
+
+def test_a_trigger_whose_owner_may_no_longer_invoke_calls_nothing(env: Env) -> None:
+    from hexflow.model.access import Role
+
+    alice = env.auth("alice", "p1", ALL)
+    register(env, alice, "add", "tests.events_fns:add")
+    hook = _trigger(env, alice, kind="webhook", function="add", args={"y": 1})
+    env.admin.set_member("p1", "alice", Role.VIEWER)  # alice may only read p1 now
+    r = _post_hook(env, hook, b'{"x": 2}')
+    assert r.status_code == 202  # the event is logged (the sender holds the secret) ...
+    listed = eventually(  # ... but calls nothing, and the trigger says why
+        lambda: [t for t in env.client.get("/api/v1/triggers", headers=alice).json()["items"]
+                 if t["fired"] == 1],
+        "the refused firing to be recorded",
+    )  # fmt: skip
+    assert "may no longer invoke" in (listed[0]["last_error"] or ""), listed[0]
+    calls = env.client.get("/api/v1/invocations?function=add", headers=alice).json()["items"]
+    assert calls == []
