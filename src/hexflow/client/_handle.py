@@ -5,6 +5,7 @@ waiting for a terminal state with growing poll intervals."""
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any, ClassVar, Self
 
@@ -16,7 +17,7 @@ def poll_delays(first: float, most: float) -> Iterator[float]:
         delay = min(delay * 1.5, most)
 
 
-class RemoteHandle:
+class RemoteHandle(ABC):
     TERMINAL: ClassVar[frozenset[str]] = frozenset()
     FIRST_POLL: ClassVar[float] = 0.05
     LONGEST_POLL: ClassVar[float] = 1.0
@@ -36,9 +37,9 @@ class RemoteHandle:
     def ok(self) -> bool:
         return self.state == "succeeded"
 
+    @abstractmethod
     def _fetch(self) -> dict[str, Any]:
         """Its JSON view, read from the server now."""
-        raise NotImplementedError
 
     def _what(self) -> str:
         return f"{type(self).__name__.lower()} {self.id}"

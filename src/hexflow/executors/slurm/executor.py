@@ -480,7 +480,7 @@ class SlurmExecutor:
     ) -> None:
         stored = read_answer(f"{job.stem}.answer")
         if job.container is not None:  # no runner: the answer is the container's exit code
-            stored = _container_answer(job, state, exit_code, signal)
+            stored = outcome.container_answer(job.launch.token, state, exit_code, signal)
         elif stored is None and state in ("COMPLETED", "FAILED") and not force:
             # the runner answers before it exits; on a shared file system the file may take
             # a moment to show here
@@ -574,18 +574,6 @@ class SlurmExecutor:
         task = self._loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-def _container_answer(
-    job: _Job, state: str, exit_code: int | None, signal: int | None
-) -> tuple[tuple[Any, ...], None] | None:
-    """An image task's answer as a runner would give it, from Slurm's state and exit code."""
-    code = 0 if state == "COMPLETED" else exit_code
-    if state != "COMPLETED" and signal:
-        code = -signal
-    if code is None:
-        return None
-    return (job.launch.token, code == 0, None, None, None, None, 0.0, code, None, None), None
 
 
 def _tail(path: str, limit: int = _TAIL) -> str | None:

@@ -233,4 +233,26 @@ def _answered(
     )
 
 
-__all__ = ["CAUSES", "ENDED", "RUNNING", "UNRUNNABLE", "Cause", "cause", "ending", "unrunnable"]
+def container_answer(
+    token: int, state: str, exit_code: int | None, signal: int | None
+) -> tuple[tuple[Any, ...], None] | None:
+    """An image task's answer as a runner would give it, from Slurm's state and exit code."""
+    code = 0 if state == "COMPLETED" else exit_code
+    if state != "COMPLETED" and signal:
+        code = -signal
+    if code is None:
+        return None
+    return (token, code == 0, None, None, None, None, 0.0, code, None, None), None
+
+
+__all__ = [
+    "CAUSES",
+    "ENDED",
+    "RUNNING",
+    "UNRUNNABLE",
+    "Cause",
+    "cause",
+    "container_answer",
+    "ending",
+    "unrunnable",
+]
