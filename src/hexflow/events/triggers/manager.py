@@ -67,6 +67,7 @@ class TriggerManager:
         self._faults = faults
         self._now = clock
         self._triggers: dict[str, Trigger] = {}
+        self._kinds: set[str] | None = None  # of the enabled triggers (None: to compute)
         self._version: tuple[int, float] = (-1, 0.0)
         self._files = FileWatcher(self._file_arrived)
         self._schedule_changed: asyncio.Event | None = None
@@ -120,6 +121,7 @@ class TriggerManager:
 
     def _set_all(self, found: dict[str, Trigger]) -> None:
         self._triggers = found
+        self._kinds = None
         self._files.update([t for t in found.values() if t.kind is TriggerKind.FILE])
         if self._schedule_changed is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self._schedule_changed.set)
@@ -424,8 +426,11 @@ class TriggerManager:
         await self._fire_events([ev for ev in events if ev.seq not in mine])
 
     def kinds(self) -> set[str]:
-        """The kinds of event the enabled triggers can match: the bus reads only those."""
-        return {k for t in self._triggers.values() if t.enabled for k in t.kinds()}
+        """The kinds of event the enabled triggers can match: the bus reads only those
+        (asked at every wake: computed once per change of the triggers)."""
+        if self._kinds is None:
+            self._kinds = {k for t in self._triggers.values() if t.enabled for k in t.kinds()}
+        return self._kinds
 
     def _deliver_local(self, events: list[Event]) -> None:
         """Fire the triggers of events just committed by this process, from memory."""
@@ -449,6 +454,7 @@ class TriggerManager:
         ``once`` trigger stops matching at once, in memory; the database follows."""
         once = {t.id for t, _, err in done if t.config.get("once") and err is None}
         if once:
+            self._kinds = None
             self._triggers = {
                 k: (replace(t, enabled=False) if k in once else t)
                 for k, t in self._triggers.items()
