@@ -5,9 +5,8 @@ trigger's constant ``args`` and the event's fields of the same names. Each event
 it once, as a run of the trigger's project owned by the trigger's creator, with the run id
 the manager derives from the trigger and the event (a redelivered event finds the run and
 submits nothing), labelled with both (``config.labels``: ``trigger``, ``event``) for
-provenance. Tasks left at the default QoS run ``urgent``, as event work does. A creator
-who may no longer submit in the project (removed, or made a viewer) submits nothing: the
-trigger's ``last_error`` says so.
+provenance. Tasks left at the default QoS run ``urgent``, as event work does. (Whether the
+creator may still submit in the project is checked by the trigger manager before.)
 """
 
 from __future__ import annotations
@@ -18,8 +17,7 @@ from dataclasses import replace
 
 import yaml
 
-from hexflow.errors import Forbidden, HexflowError, SpecError
-from hexflow.model.access import Scope, role_allows
+from hexflow.errors import HexflowError, SpecError
 from hexflow.model.events import Event
 from hexflow.model.qos import QoS
 from hexflow.model.triggers import Trigger
@@ -71,14 +69,6 @@ class TriggerRuns:
         assert trigger.workflow is not None
         if self._db.runs.get_run(run_id, [trigger.project]) is not None:
             return False  # submitted for this event before (a redelivery)
-        role = self._db.accounts.roles_of(trigger.created_by).get(trigger.project)
-        derived = ":" in trigger.created_by  # made by a function's call: checked then
-        if not derived and (role is None or not role_allows(role, Scope.SUBMIT)):
-            raise Forbidden(
-                f"the trigger's owner {trigger.created_by!r} may no longer submit runs in "
-                f"project {trigger.project!r}",
-                hint="delete the trigger, or have a member of the project create it again",
-            )
         doc = read_workflow(
             trigger.workflow.encode(),
             "application/yaml",

@@ -35,7 +35,7 @@ from hexflow.events.functions.gateway import FunctionGateway
 from hexflow.events.triggers import schedules, webhooks
 from hexflow.events.triggers.files import FileWatcher
 from hexflow.events.triggers.targets import WorkflowTargets, body_value, from_event
-from hexflow.model.access import Scope, role_allows
+from hexflow.model.access import Role, Scope, role_allows
 from hexflow.model.events import FILE_ARRIVED, SCHEDULE_FIRED, WEBHOOK_RECEIVED, Event, NewEvent
 from hexflow.model.ids import new_id
 from hexflow.model.triggers import Trigger, TriggerKind, check_trigger_config
@@ -82,7 +82,7 @@ class TriggerManager:
         self._firings_due: asyncio.TimerHandle | None = None
         self.workflows: WorkflowTargets | None = None  # set by the service
         self._declared: dict[str, Collection[str]] = {}  # a workflow trigger's params, by id
-        self._owners: dict[tuple[str, str], tuple[bool, float]] = {}  # may invoke, until
+        self._owners: dict[tuple[str, str], tuple[Role | None, float]] = {}  # role, until
         bus.register(CONSUMER, self.handle, kinds=self.kinds)
 
     # ------------------------------------------------------------------ lifecycle
@@ -471,14 +471,17 @@ class TriggerManager:
 
     async def _fire(self, trigger: Trigger, event: Event) -> str | None:
         """None: called; "dup": called before (a redelivery); else the error."""
-        if trigger.workflow is not None:
-            return await self._submit(trigger, event)
-        if not await self._owner_may_invoke(trigger):
+        workflow = trigger.workflow is not None
+        scope = Scope.SUBMIT if workflow else Scope.INVOKE
+        if not await self._owner_may(trigger, scope):
+            doing = "submit runs" if workflow else "invoke functions"
             return (
-                f"the trigger's owner {trigger.created_by!r} may no longer invoke functions "
-                f"in project {trigger.project!r}: delete the trigger, or have a member of "
-                "the project create it again"
+                f"the trigger's owner {trigger.created_by!r} may no longer {doing} in project "
+                f"{trigger.project!r}: delete the trigger, or have a member of the project "
+                "create it again"
             )
+        if workflow:
+            return await self._submit(trigger, event)
         try:
             fn = self.gateway.registry.get(trigger.project, trigger.function)
             args = dict(trigger.args)
@@ -499,23 +502,22 @@ class TriggerManager:
             log.warning("trigger %s could not fire on event %d: %s", trigger.id, event.seq, exc)
             return exc.message
 
-    async def _owner_may_invoke(self, trigger: Trigger) -> bool:
-        """Whether the trigger's creator still holds a role that may invoke in its project
-        (read at most every ``OWNER_TTL`` seconds per creator and project). A trigger made
-        by a function (its creator ``trigger:ID`` or ``function:ID``, never a user's name)
-        acts for the call that made it, checked when that call was made."""
+    async def _owner_may(self, trigger: Trigger, scope: Scope) -> bool:
+        """Whether the trigger's creator still holds a role with ``scope`` (invoke for a
+        function, submit for a workflow) in its project (roles read at most every
+        ``OWNER_TTL`` seconds per creator and project). A trigger made by a function (its
+        creator ``trigger:ID`` or ``function:ID``, never a user's name) acts for the call
+        that made it, checked when that call was made."""
         if ":" in trigger.created_by:
             return True
         key = (trigger.created_by, trigger.project)
         now = time.monotonic()
         known = self._owners.get(key)
-        if known is not None and known[1] > now:
-            return known[0]
-        roles = await asyncio.to_thread(self._db.accounts.roles_of, trigger.created_by)
-        role = roles.get(trigger.project)
-        allowed = role is not None and role_allows(role, Scope.INVOKE)
-        self._owners[key] = (allowed, now + OWNER_TTL)
-        return allowed
+        if known is None or known[1] <= now:
+            roles = await asyncio.to_thread(self._db.accounts.roles_of, trigger.created_by)
+            known = self._owners[key] = (roles.get(trigger.project), now + OWNER_TTL)
+        role = known[0]
+        return role is not None and role_allows(role, scope)
 
     async def _submit(self, trigger: Trigger, event: Event) -> str | None:
         """A workflow trigger: its workflow as a run, params from the trigger and the event;
